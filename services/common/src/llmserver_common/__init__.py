@@ -1,0 +1,1 @@
+"""Code shared by every llmserver service. Keep it small."""
