@@ -1,0 +1,42 @@
+# The two commands: `make run` and `make test`. Both install what is missing first.
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: setup run test test-unit test-e2e lint format bench up down clean
+
+setup:
+	$(PYTHON) -m devstack install
+
+run: setup
+	$(VPY) -m devstack run
+
+test: setup
+	$(VPY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+test-unit: setup
+	$(VPY) -m pytest -p no:cacheprovider tests/unit tests/static $(PYTEST_ARGS)
+
+test-e2e: setup
+	$(VPY) -m pytest -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: setup
+	$(VPY) bench/run_all.py
+
+up:
+	docker compose up
+
+down:
+	docker compose down
+
+clean:
+	rm -rf data

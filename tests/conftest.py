@@ -1,0 +1,54 @@
+"""Shared fixtures. `stack` runs every real service for the end-to-end tests.
+
+By default the services run as local processes (devstack). With LLMSERVER_E2E_BACKEND=compose
+the same tests run against compose.yaml through testcontainers, where a Docker engine exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devstack.stack import Ports, ServiceFailed, Stack, StackConfig
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TEST_DATA = Path(__file__).resolve().parent / "data"
+
+logger = logging.getLogger(__name__)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    backend = os.environ.get("LLMSERVER_E2E_BACKEND", "local")
+    if backend == "compose":
+        from tests.e2e.compose_backend import ComposeStack, docker_available
+
+        available, reason = docker_available()
+        if not available:
+            pytest.skip(f"compose backend: {reason}")
+        compose_stack = ComposeStack(REPO_ROOT, tmp_path_factory.mktemp("compose"))
+        compose_stack.start()
+        try:
+            yield compose_stack  # type: ignore[misc]
+        finally:
+            compose_stack.stop()
+        return
+
+    config = StackConfig(
+        data_dir=tmp_path_factory.mktemp("stack"),
+        models_dir=REPO_ROOT / "models",
+        ports=Ports.free(),
+    )
+    local_stack = Stack(config)
+    try:
+        local_stack.start()
+    except ServiceFailed as failure:
+        pytest.fail(f"the stack did not start: {failure}", pytrace=False)
+    try:
+        yield local_stack
+    finally:
+        local_stack.stop()

@@ -1,0 +1,134 @@
+"""The foundation's promise: the whole real stack runs, and the seed's curl example works."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from devstack.stack import SERVICE_ORDER, Ports, Stack
+
+pytestmark = pytest.mark.e2e
+
+DEFAULT_CHAT_MODEL = "Gemma 3 270M"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def test_models_lists_the_default_chat_model(stack: Stack) -> None:
+    listing = _get_json(f"{stack.url('gateway')}/v1/models")
+    assert listing["object"] == "list"
+    ids = [entry["id"] for entry in listing["data"]]
+    assert DEFAULT_CHAT_MODEL in ids
+
+
+def test_seed_curl_example_returns_generated_text(stack: Stack) -> None:
+    # Exactly the seed's example: no Content-Type header, so curl labels the JSON as a form.
+    body = (
+        '{\n"model": "%s",\n"messages": [{"role":"user","content":"Who is Lionel Messi?"}],\n'
+        '"max_tokens": 50,\n"temperature": 0.28\n}' % DEFAULT_CHAT_MODEL
+    )
+    completed = subprocess.run(
+        ["curl", "-s", "-X", "POST", f"{stack.url('gateway')}/v1/chat/completions", "-d", body],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    reply = json.loads(completed.stdout)
+    assert reply["object"] == "chat.completion"
+    assert reply["model"] == DEFAULT_CHAT_MODEL
+    choice = reply["choices"][0]
+    assert choice["message"]["role"] == "assistant"
+    assert choice["message"]["content"].strip(), f"empty reply: {reply}"
+    assert choice["finish_reason"] in {"stop", "length"}
+    usage = reply["usage"]
+    assert usage["completion_tokens"] > 0
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+
+
+def test_every_service_is_running(stack: Stack) -> None:
+    assert [name for name in SERVICE_ORDER if not stack.is_running(name)] == []
+
+
+def _listening_ports() -> dict[int, str]:
+    """Listening TCP ports (IPv4 and IPv6) -> local address, read from /proc."""
+    found: dict[int, str] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state = fields[1], fields[3]
+            if state != "0A":  # LISTEN
+                continue
+            address, port = local.rsplit(":", 1)
+            found[int(port, 16)] = address
+    return found
+
+
+def test_only_loopback_apart_from_weaviate_grpc(stack: Stack) -> None:
+    listening = _listening_ports()
+    loopback = {"0100007F", "00000000000000000000000001000000"}
+    ports = stack.ports
+    for name in ("gateway", "inference", "localdocs", "weaviate", "tika", "redis"):
+        port = getattr(ports, name)
+        assert port in listening, f"{name} is not listening on {port}"
+        assert listening[port] in loopback, f"{name} listens on {listening[port]}"
+    # Weaviate's gRPC server binds every interface (no upstream setting): it must refuse
+    # anonymous clients, which the API-key setting guarantees (checked in the localdocs tests).
+
+
+def test_devstack_run_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
+    """What `make run` does, on free ports so it can run beside a user's own `make run`."""
+    ports = Ports.free()
+    env = {**os.environ, "LLMSERVER_PORTS": json.dumps(ports.__dict__)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devstack", "run", "--data-dir", str(tmp_path / "data")],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 300
+        assert process.stdout is not None
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "all services are up" in line:
+                break
+        assert any("all services are up" in line for line in lines), "".join(lines[-40:])
+        # Log lines are prefixed by service.
+        assert any(line.startswith("gateway ") for line in lines)
+        listing = _get_json(f"http://127.0.0.1:{ports.gateway}/v1/models")
+        assert DEFAULT_CHAT_MODEL in [entry["id"] for entry in listing["data"]]
+        process.send_signal(signal.SIGINT)
+        remaining, _ = process.communicate(timeout=90)
+        assert process.returncode == 0, remaining[-3000:]
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    # Nothing keeps listening on the stack's ports once it stopped.
+    listening = _listening_ports()
+    still_open = [
+        name for name, port in ports.__dict__.items()
+        if port in listening and name != "weaviate_grpc"
+    ]
+    assert still_open == []
+    assert ports.weaviate_grpc not in listening
