@@ -1,0 +1,85 @@
+"""create_app(settings): the public API, its one pooled upstream client and its middleware."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from llmserver_common.errors import install_error_handlers
+from llmserver_gateway.metrics import GatewayMetrics, MetricsMiddleware
+from llmserver_gateway.replicas import ReplicaPool
+from llmserver_gateway.router import router
+from llmserver_gateway.security import APIKeyMiddleware
+from llmserver_gateway.service import GatewayService
+from llmserver_gateway.settings import GatewaySettings
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: GatewaySettings, transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    """Build the gateway. `transport` replaces the network in unit tests (fake upstreams)."""
+    settings.warn_if_exposed()
+    client = httpx.AsyncClient(
+        transport=transport,
+        # Many concurrent streams are normal; keep connections to the replicas alive.
+        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+        timeout=httpx.Timeout(settings.inference_timeout_s, connect=settings.connect_timeout_s),
+    )
+    pool = ReplicaPool(settings.inference_urls)
+    metrics = GatewayMetrics()
+    service = GatewayService(settings, client, pool, metrics)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        watcher = asyncio.create_task(
+            pool.watch(client, settings.health_check_interval_s, settings.health_timeout_s)
+        )
+        logger.info(
+            "gateway on %s:%s; inference replicas %d; localdocs configured",
+            settings.host,
+            settings.port,
+            len(pool.replicas),
+        )
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await client.aclose()
+
+    app = FastAPI(
+        title="llmserver",
+        summary="GPT4All's API server, OpenAI-compatible: chat, completions, embeddings, LocalDocs",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.client = client
+    app.state.pool = pool
+    app.state.metrics = metrics
+    app.state.service = service
+    install_error_handlers(app)
+    app.include_router(router)
+
+    # Added innermost first: the last one added wraps all the others.
+    if settings.api_key is not None:
+        app.add_middleware(APIKeyMiddleware, api_key=settings.api_key.get_secret_value())
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    # Outermost, so preflights are answered before the API key check (browsers send no key).
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=["X-LocalDocs-Status", "Retry-After"],
+    )
+    return app

@@ -1,0 +1,110 @@
+"""Prometheus metrics, kept in a registry of the app's own (so several apps can live in a test)."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    120,
+    300,
+)
+
+
+class GatewayMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "gateway_requests",
+            "HTTP requests answered, by route template, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "gateway_request_duration_seconds",
+            "Time from request to the end of the response (whole stream when streaming).",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "gateway_requests_in_flight",
+            "Requests being answered by the gateway now.",
+            registry=self.registry,
+        )
+        self.replica_in_flight = Gauge(
+            "gateway_inference_in_flight",
+            "Requests in flight per inference replica (the gateway's view of queue depth).",
+            ["replica"],
+            registry=self.registry,
+        )
+        self.replica_up = Gauge(
+            "gateway_inference_replica_up",
+            "1 when the replica serves, 0.5 while it loads, 0 when down.",
+            ["replica"],
+            registry=self.registry,
+        )
+        self.tokens = Counter(
+            "gateway_tokens_generated",
+            "Completion tokens generated (from usage; one per streamed chunk without usage).",
+            ["model"],
+            registry=self.registry,
+        )
+        self.upstream_errors = Counter(
+            "gateway_upstream_errors",
+            "Failed calls to an upstream, by upstream and kind (connect, timeout, status).",
+            ["upstream", "kind"],
+            registry=self.registry,
+        )
+
+
+class MetricsMiddleware:
+    """Counts every response by route template and status; times it to its last byte.
+
+    A pure ASGI middleware: BaseHTTPMiddleware would buffer streaming responses.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: GatewayMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        self.metrics.in_flight.inc()
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            self.metrics.in_flight.dec()
+            route = scope.get("route")
+            # The template, not the raw path: raw paths would make unbounded label values.
+            template = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(template, scope["method"], str(status)).inc()
+            self.metrics.latency.labels(template).observe(time.perf_counter() - started)

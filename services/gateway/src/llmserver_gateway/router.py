@@ -1,0 +1,282 @@
+"""Thin routes of the public API; the logic is in service.py and relay.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from llmserver_common.errors import APIError
+from llmserver_gateway.relay import StreamRelay
+from llmserver_gateway.replicas import Replica
+from llmserver_gateway.schemas import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    HealthResponse,
+    ModelEntry,
+    ModelList,
+    UpstreamHealth,
+)
+from llmserver_gateway.service import (
+    GatewayService,
+    Retrieval,
+    UpstreamErrorAnswer,
+    inject_context,
+    last_user_message,
+    parse_json_object,
+    read_body,
+    upstream_error_response,
+    validate,
+)
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter()
+
+_ONLY_POST = "Only POST requests are accepted."
+_LOCALDOCS_HEADER = "X-LocalDocs-Status"
+
+
+def get_service(request: Request) -> GatewayService:
+    service: GatewayService = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated[GatewayService, Depends(get_service)]
+
+
+async def _json_body(request: Request, service: GatewayService) -> dict[str, Any]:
+    return parse_json_object(await read_body(request, service.settings.max_body_bytes))
+
+
+# -- models ------------------------------------------------------------------------------------
+
+
+@router.get("/v1/models", response_model=ModelList, tags=["models"])
+async def list_models(service: ServiceDep) -> dict[str, Any]:
+    models = await service.list_models(fresh=True)
+    return {"object": "list", "data": [service.public_entry(entry) for entry in models]}
+
+
+@router.get("/v1/models/{name:path}", response_model=ModelEntry, tags=["models"])
+async def get_model(name: str, service: ServiceDep) -> dict[str, Any]:
+    entry = await service.find_model(name)
+    if entry is None:
+        await service.resolve_any_model(name)  # raises the 404 naming the installed models
+        raise AssertionError("unreachable")
+    return service.public_entry(entry)
+
+
+# -- generation --------------------------------------------------------------------------------
+
+
+@router.post("/v1/chat/completions", tags=["generation"])
+async def chat_completions(request: Request, service: ServiceDep) -> Response:
+    data = await _json_body(request, service)
+    parsed = validate(ChatCompletionRequest, data)
+    data["model"] = await service.resolve_generation_model(parsed.model)
+    data.pop("localdocs", None)  # ours, not inference's
+
+    messages: list[dict[str, Any]] = data["messages"]
+    found = last_user_message(messages)
+    try:
+        retrieval = await service.retrieve(parsed.localdocs, found[1] if found else None)
+    except UpstreamErrorAnswer as answer:
+        return answer.response
+    if retrieval.references and found is not None:
+        inject_context(service, messages, found[0], retrieval.references)
+    headers = {_LOCALDOCS_HEADER: retrieval.status} if retrieval.status else {}
+    body = json.dumps(data).encode()
+
+    if parsed.stream:
+        return await _stream(service, "/v1/chat/completions", body, retrieval, headers, True)
+    try:
+        _, content = await service.call_inference("POST", "/v1/chat/completions", body)
+    except UpstreamErrorAnswer as answer:
+        answer.response.headers.update(headers)
+        return answer.response
+    result = json.loads(content)
+    for choice in result.get("choices") or []:
+        if isinstance(choice, dict):
+            choice["references"] = retrieval.references
+    _count_tokens(service, result)
+    return JSONResponse(result, headers=headers)
+
+
+@router.post("/v1/completions", tags=["generation"])
+async def completions(request: Request, service: ServiceDep) -> Response:
+    data = await _json_body(request, service)
+    parsed = validate(CompletionRequest, data)
+    data["model"] = await service.resolve_generation_model(parsed.model)
+    body = json.dumps(data).encode()
+    if parsed.stream:
+        return await _stream(service, "/v1/completions", body, Retrieval(), {}, False)
+    try:
+        _, content = await service.call_inference("POST", "/v1/completions", body)
+    except UpstreamErrorAnswer as answer:
+        return answer.response
+    try:
+        _count_tokens(service, json.loads(content))
+    except ValueError:
+        pass
+    return Response(content, media_type="application/json")
+
+
+@router.post("/v1/embeddings", tags=["embeddings"])
+async def embeddings(request: Request, service: ServiceDep) -> Response:
+    data = await _json_body(request, service)
+    parsed = validate(EmbeddingRequest, data)
+    if parsed.model:
+        data["model"] = await service.resolve_any_model(parsed.model)
+    else:
+        data.pop("model", None)  # inference picks its default embedding model
+    try:
+        _, content = await service.call_inference(
+            "POST", "/v1/embeddings", json.dumps(data).encode()
+        )
+    except UpstreamErrorAnswer as answer:
+        return answer.response
+    return Response(content, media_type="application/json")
+
+
+@router.api_route(
+    "/v1/chat/completions", methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False
+)
+@router.api_route(
+    "/v1/completions", methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False
+)
+@router.api_route(
+    "/v1/embeddings", methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False
+)
+async def only_post() -> None:
+    raise APIError(405, _ONLY_POST, headers={"Allow": "POST"})
+
+
+async def _stream(
+    service: GatewayService,
+    path: str,
+    body: bytes,
+    retrieval: Retrieval,
+    headers: dict[str, str],
+    inject_references: bool,
+) -> Response:
+    upstream, replica = await service.open_inference("POST", path, body)
+    if upstream.status_code != 200:
+        # An error before the stream started is an ordinary HTTP error, as OpenAI does.
+        try:
+            content = await upstream.aread()
+        except Exception:
+            content = b""
+        finally:
+            await upstream.aclose()
+            service.release(replica)
+        response = upstream_error_response(upstream, content, "inference")
+        response.headers.update(headers)
+        return response
+    model = json.loads(body).get("model", "")
+
+    def on_close(replica: Replica = replica) -> None:
+        service.release(replica)
+
+    def on_tokens(count: int) -> None:
+        service.metrics.tokens.labels(str(model)).inc(count)
+
+    return StreamRelay(
+        upstream,
+        references=retrieval.references,
+        inject_references=inject_references,
+        on_close=on_close,
+        on_tokens=on_tokens,
+        headers=headers,
+    )
+
+
+def _count_tokens(service: GatewayService, result: Any) -> None:
+    if not isinstance(result, dict):
+        return
+    usage = result.get("usage")
+    if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
+        service.metrics.tokens.labels(str(result.get("model", ""))).inc(usage["completion_tokens"])
+
+
+# -- LocalDocs management: forwarded unchanged ---------------------------------------------
+
+
+@router.api_route(
+    "/v1/localdocs/{path:path}",
+    methods=["GET", "POST", "PUT", "DELETE", "PATCH"],
+    tags=["localdocs"],
+)
+async def localdocs(path: str, request: Request, service: ServiceDep) -> Response:
+    body = await read_body(request, service.settings.max_body_bytes)
+    upstream = await service.call_localdocs(
+        request.method,
+        f"/v1/localdocs/{path}",
+        body=body,
+        query=request.url.query,
+        # Bodies are JSON whatever the client's Content-Type says (as on the chat routes).
+        content_type="application/json",
+    )
+    headers = {k: upstream.headers[k] for k in ("retry-after", "location") if k in upstream.headers}
+    return Response(
+        upstream.content,
+        status_code=upstream.status_code,
+        headers=headers,
+        media_type=upstream.headers.get("content-type", "application/json"),
+    )
+
+
+# -- operations --------------------------------------------------------------------------------
+
+
+@router.get("/health", response_model=HealthResponse, tags=["operations"])
+async def health(service: ServiceDep) -> JSONResponse:
+    settings = service.settings
+    localdocs_state = "down"
+
+    async def check_localdocs() -> None:
+        nonlocal localdocs_state
+        try:
+            response = await service.client.get(
+                f"{settings.localdocs_url}/health", timeout=settings.health_timeout_s
+            )
+        except Exception:
+            return
+        localdocs_state = {200: "up", 503: "loading"}.get(response.status_code, "down")
+
+    await asyncio.gather(
+        service.pool.check(service.client, settings.health_timeout_s), check_localdocs()
+    )
+    replicas = [
+        UpstreamHealth(name=r.name, state=r.state, in_flight=r.in_flight)
+        for r in service.pool.replicas
+    ]
+    for replica in service.pool.replicas:
+        service.metrics.replica_up.labels(replica.name).set(
+            {"up": 1.0, "loading": 0.5, "down": 0.0}[replica.state]
+        )
+    serving = service.pool.any_serving()
+    if not serving:
+        status = "unavailable"
+    elif localdocs_state != "up":
+        status = "degraded"  # chat still answers, without LocalDocs
+    else:
+        status = "ok"
+    body = HealthResponse(
+        status=status,
+        inference=replicas,
+        localdocs=UpstreamHealth(name="localdocs", state=localdocs_state),
+    )
+    headers = {} if serving else {"Retry-After": str(settings.retry_after_s)}
+    return JSONResponse(body.model_dump(), status_code=200 if serving else 503, headers=headers)
+
+
+@router.get("/metrics", tags=["operations"])
+async def metrics(service: ServiceDep) -> Response:
+    return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)

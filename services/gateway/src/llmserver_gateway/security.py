@@ -1,0 +1,39 @@
+"""Optional bearer API key: when set, every route but /health refuses a missing or wrong key."""
+
+from __future__ import annotations
+
+import secrets
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from llmserver_common.errors import APIError, to_error_response
+
+# /health stays open so orchestrators and the test harness can probe readiness without the key.
+_OPEN_PATHS = frozenset({"/health"})
+
+
+class APIKeyMiddleware:
+    def __init__(self, app: ASGIApp, api_key: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {api_key}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in _OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        presented = b""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                presented = value
+                break
+        # Constant-time comparison: no timing hints about the key.
+        if not secrets.compare_digest(presented, self.expected):
+            error = APIError(
+                401,
+                "Incorrect or missing API key. Send it as 'Authorization: Bearer <key>'.",
+                code="invalid_api_key",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+            await to_error_response(error)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

@@ -1,0 +1,440 @@
+"""The gateway's logic: model names, forwarding to inference replicas and localdocs, retrieval.
+
+One pooled httpx.AsyncClient carries every upstream call. Upstream failures become the OpenAI
+envelope here; upstream error answers pass through with their status, message and Retry-After.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+from fastapi import Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
+
+from llmserver_common.errors import APIError, invalid_request, model_not_found
+from llmserver_gateway.metrics import GatewayMetrics
+from llmserver_gateway.replicas import Replica, ReplicaPool
+from llmserver_gateway.schemas import LocalDocsOptions, ModelEntry
+from llmserver_gateway.settings import GatewaySettings
+
+logger = logging.getLogger(__name__)
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+JSON_HEADERS = {"content-type": "application/json"}
+# Headers of an upstream answer worth passing on to the client.
+_PASSED_HEADERS = ("retry-after", "location")
+
+
+# ---------------------------------------------------------------------------------------------
+# Request bodies
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused with 413 past `limit` bytes (checked while reading, not after)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> APIError:
+    return APIError(413, f"The request body is larger than the limit of {limit} bytes.")
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """JSON whatever the Content-Type says: GPT4All's own curl example sends it form-encoded."""
+    if not body.strip():
+        raise invalid_request("The request body is empty; a JSON object is required.")
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+        raise invalid_request(f"error parsing request JSON: {detail}") from None
+    if not isinstance(data, dict):
+        raise invalid_request("The request body must be a JSON object.")
+    return data
+
+
+def validate(model: type[ModelT], data: dict[str, Any]) -> ModelT:
+    """Validate with pydantic; a failure is a 400 naming the field (never FastAPI's 422)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        param = ".".join(str(part) for part in first["loc"]) or None
+        message = first["msg"]
+        if first["type"] == "missing" and param:
+            raise invalid_request(f"Missing required parameter: '{param}'.", param) from None
+        raise invalid_request(f"Invalid value for '{param}': {message}.", param) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Upstream answers
+
+
+def upstream_error_response(upstream: httpx.Response, body: bytes, service: str) -> Response:
+    """Pass an upstream error through: its status and envelope; anything else gets wrapped."""
+    headers = {k: upstream.headers[k] for k in _PASSED_HEADERS if k in upstream.headers}
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("error"), dict):
+        return Response(body, upstream.status_code, headers, media_type="application/json")
+    status = upstream.status_code if upstream.status_code >= 400 else 502
+    error = APIError(status, f"The {service} service failed (HTTP {upstream.status_code}).")
+    return Response(
+        json.dumps(error.body()), status, {**headers, **error.headers}, "application/json"
+    )
+
+
+class UpstreamErrorAnswer(Exception):
+    """An upstream answered with an error; the prepared response goes to the client as is."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(f"upstream error {response.status_code}")
+        self.response = response
+
+
+@dataclass
+class Retrieval:
+    """What LocalDocs contributed to a chat request."""
+
+    references: list[dict[str, Any]] | None = None
+    # Value of the X-LocalDocs-Status header: "ok", "unavailable", or None when not attempted.
+    status: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class GatewayService:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        client: httpx.AsyncClient,
+        pool: ReplicaPool,
+        metrics: GatewayMetrics,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.pool = pool
+        self.metrics = metrics
+        self.inference_timeout = httpx.Timeout(
+            settings.inference_timeout_s, connect=settings.connect_timeout_s
+        )
+        self.localdocs_timeout = httpx.Timeout(
+            settings.localdocs_timeout_s, connect=settings.connect_timeout_s
+        )
+        self._models: list[dict[str, Any]] = []
+        self._models_expire = 0.0
+        self._active: list[str] = []
+        self._active_expire = 0.0
+
+    # -- errors ---------------------------------------------------------------------------
+
+    def unavailable(self, service: str) -> APIError:
+        return APIError(
+            503,
+            f"The {service} service is unavailable. Retry shortly.",
+            code="service_unavailable",
+            headers={"Retry-After": str(self.settings.retry_after_s)},
+        )
+
+    def timed_out(self, service: str) -> APIError:
+        return APIError(504, f"The {service} service did not answer in time.", code="timeout")
+
+    # -- inference ------------------------------------------------------------------------
+
+    async def open_inference(
+        self, method: str, path: str, body: bytes | None = None
+    ) -> tuple[httpx.Response, Replica]:
+        """Send to the best replica, failing over on connection errors; the caller must close.
+
+        The replica's in-flight count stays raised until `release` is called.
+        """
+        tried: set[str] = set()
+        while True:
+            candidates = [r for r in self.pool.candidates() if r.name not in tried]
+            if not candidates:
+                raise self.unavailable("inference")
+            replica = candidates[0]
+            tried.add(replica.name)
+            request = self.client.build_request(
+                method,
+                replica.url + path,
+                content=body,
+                headers=JSON_HEADERS if body is not None else None,
+                timeout=self.inference_timeout,
+            )
+            self._acquire(replica)
+            try:
+                response = await self.client.send(request, stream=True)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
+                # Nothing was generated (or the replica died): safe to try the next replica.
+                self.release(replica)
+                self.pool.mark_down(replica, type(exc).__name__)
+                self.metrics.upstream_errors.labels("inference", "connect").inc()
+                continue
+            except httpx.TimeoutException:
+                self.release(replica)
+                self.metrics.upstream_errors.labels("inference", "timeout").inc()
+                raise self.timed_out("inference") from None
+            except httpx.HTTPError as exc:
+                self.release(replica)
+                self.metrics.upstream_errors.labels("inference", "transport").inc()
+                logger.warning("inference request failed: %s", type(exc).__name__)
+                raise self.unavailable("inference") from None
+            if response.status_code >= 500:
+                self.metrics.upstream_errors.labels("inference", "status").inc()
+            return response, replica
+
+    def _acquire(self, replica: Replica) -> None:
+        replica.in_flight += 1
+        self.metrics.replica_in_flight.labels(replica.name).set(replica.in_flight)
+
+    def release(self, replica: Replica) -> None:
+        replica.in_flight -= 1
+        self.metrics.replica_in_flight.labels(replica.name).set(replica.in_flight)
+
+    async def call_inference(
+        self, method: str, path: str, body: bytes | None = None
+    ) -> tuple[httpx.Response, bytes]:
+        """A non-streamed call: the whole answer. Error answers raise UpstreamErrorAnswer."""
+        response, replica = await self.open_inference(method, path, body)
+        try:
+            content = await response.aread()
+        except httpx.TimeoutException:
+            self.metrics.upstream_errors.labels("inference", "timeout").inc()
+            raise self.timed_out("inference") from None
+        except httpx.HTTPError as exc:
+            self.metrics.upstream_errors.labels("inference", "transport").inc()
+            logger.warning("inference answer broke off: %s", type(exc).__name__)
+            raise self.unavailable("inference") from None
+        finally:
+            await response.aclose()
+            self.release(replica)
+        if response.status_code >= 400:
+            raise UpstreamErrorAnswer(upstream_error_response(response, content, "inference"))
+        return response, content
+
+    # -- models ---------------------------------------------------------------------------
+
+    async def list_models(self, *, fresh: bool = False) -> list[dict[str, Any]]:
+        """The inference catalog, cached briefly: name resolution runs on every request."""
+        if not fresh and self._models and time.monotonic() < self._models_expire:
+            return self._models
+        _, content = await self.call_inference("GET", "/v1/models")
+        try:
+            data = json.loads(content)["data"]
+            assert isinstance(data, list)
+        except (ValueError, KeyError, TypeError, AssertionError):
+            logger.error("inference /v1/models answered an unexpected shape")
+            raise self.unavailable("inference") from None
+        self._models = [entry for entry in data if isinstance(entry, dict) and "id" in entry]
+        self._models_expire = time.monotonic() + self.settings.models_cache_ttl_s
+        return self._models
+
+    @staticmethod
+    def public_entry(entry: dict[str, Any]) -> dict[str, Any]:
+        """Our model entry plus GPT4All's root/parent/permissions, so its clients parse it."""
+        model = ModelEntry.model_validate({**entry, "root": entry.get("root") or entry["id"]})
+        return model.model_dump()
+
+    @staticmethod
+    def _find(models: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+        wanted = name.casefold()
+        for entry in models:
+            names = [entry["id"], entry.get("filename"), *(entry.get("aliases") or [])]
+            if any(isinstance(n, str) and n.casefold() == wanted for n in names):
+                return entry
+        return None
+
+    async def find_model(self, name: str) -> dict[str, Any] | None:
+        models = await self.list_models()
+        entry = self._find(models, name)
+        if entry is None:
+            # A model installed since the cache was filled must not be refused.
+            entry = self._find(await self.list_models(fresh=True), name)
+        return entry
+
+    async def default_chat_model(self) -> str:
+        models = await self.list_models()
+        if self.settings.default_chat_model:
+            entry = self._find(models, self.settings.default_chat_model)
+            if entry is not None:
+                return str(entry["id"])
+            logger.warning(
+                "GATEWAY_DEFAULT_CHAT_MODEL %r is not installed; using the first chat model",
+                self.settings.default_chat_model,
+            )
+        for entry in models:
+            if entry.get("kind", "chat") == "chat":
+                return str(entry["id"])
+        raise APIError(404, "No chat model is installed.", param="model", code="model_not_found")
+
+    async def resolve_generation_model(self, name: str | None) -> str:
+        """The display name to send to inference for a chat or completion request."""
+        if name is None or name == "":
+            return await self.default_chat_model()
+        entry = await self.find_model(name)
+        if entry is not None:
+            return str(entry["id"])
+        if self.settings.unknown_model_fallback:
+            # GPT4All's behaviour, opt-in: the response's `model` names the one actually used.
+            return await self.default_chat_model()
+        raise model_not_found(name, [str(m["id"]) for m in await self.list_models()])
+
+    async def resolve_any_model(self, name: str) -> str:
+        entry = await self.find_model(name)
+        if entry is None:
+            raise model_not_found(name, [str(m["id"]) for m in await self.list_models()])
+        return str(entry["id"])
+
+    # -- localdocs ------------------------------------------------------------------------
+
+    async def call_localdocs(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        query: str = "",
+        content_type: str | None = None,
+    ) -> httpx.Response:
+        """One call to localdocs; connection failures are 503, timeouts 504."""
+        url = self.settings.localdocs_url + path + (f"?{query}" if query else "")
+        headers = {"content-type": content_type or "application/json"} if body else None
+        try:
+            response = await self.client.request(
+                method, url, content=body or None, headers=headers, timeout=self.localdocs_timeout
+            )
+        except httpx.TimeoutException:
+            self.metrics.upstream_errors.labels("localdocs", "timeout").inc()
+            raise self.timed_out("localdocs") from None
+        except httpx.HTTPError as exc:
+            self.metrics.upstream_errors.labels("localdocs", "connect").inc()
+            logger.warning("localdocs request failed: %s", type(exc).__name__)
+            raise self.unavailable("localdocs") from None
+        if response.status_code >= 500:
+            self.metrics.upstream_errors.labels("localdocs", "status").inc()
+        if method.upper() == "PUT" and path == "/v1/localdocs/active" and response.is_success:
+            self._active_expire = 0.0  # the server-wide default changed: forget the cached one
+        return response
+
+    async def active_collections(self) -> list[str]:
+        if time.monotonic() < self._active_expire:
+            return self._active
+        response = await self.call_localdocs("GET", "/v1/localdocs/active")
+        if response.status_code != 200:
+            raise self.unavailable("localdocs")
+        collections = response.json().get("collections") or []
+        self._active = [str(c) for c in collections]
+        self._active_expire = time.monotonic() + self.settings.localdocs_active_cache_ttl_s
+        return self._active
+
+    async def retrieve(
+        self, options: LocalDocsOptions | bool | None, query: str | None
+    ) -> Retrieval:
+        """Search LocalDocs for a chat request. Localdocs being down degrades, never fails."""
+        if options is False or not query:
+            return Retrieval()
+        options = options if isinstance(options, LocalDocsOptions) else LocalDocsOptions()
+        k = options.k or self.settings.localdocs_k
+        try:
+            if options.collections is None:
+                collections = await self.active_collections()
+            else:
+                collections = options.collections
+            if not collections:
+                return Retrieval()
+            payload = {"query": query, "collections": collections, "k": k}
+            response = await self.call_localdocs(
+                "POST", "/v1/localdocs/search", body=json.dumps(payload).encode()
+            )
+        except APIError as exc:
+            logger.warning("LocalDocs unavailable for chat (%s); answering without it", exc)
+            return Retrieval(status="unavailable")
+        if 400 <= response.status_code < 500:
+            # The client's mistake (unknown collection, bad name): tell them, do not hide it.
+            raise UpstreamErrorAnswer(
+                upstream_error_response(response, response.content, "localdocs")
+            )
+        if response.status_code != 200:
+            return Retrieval(status="unavailable")
+        try:
+            data = response.json()["data"]
+        except (ValueError, KeyError, TypeError):
+            return Retrieval(status="unavailable")
+        references = [item for item in data if isinstance(item, dict)] if data else []
+        return Retrieval(references=references or None, status="ok")
+
+    def context_prompt(self, references: list[dict[str, Any]], message: str) -> str:
+        """GPT4All's LocalDocs prompt: "### Context:", one block per snippet, the message."""
+        snippets = "\n\n".join(
+            self.settings.localdocs_snippet_template.format(
+                collection=ref.get("collection") or "",
+                path=ref.get("path") or "",
+                file=ref.get("file") or "",
+                text=ref.get("text") or "",
+                title=ref.get("title") or "",
+                author=ref.get("author") or "",
+                date=ref.get("date") or "",
+                page=ref.get("page") if ref.get("page") is not None else "",
+                score=ref.get("score") if ref.get("score") is not None else "",
+                index=index,
+            )
+            for index, ref in enumerate(references, start=1)
+        )
+        return self.settings.localdocs_context_template.format(snippets=snippets, message=message)
+
+
+def last_user_message(messages: list[dict[str, Any]]) -> tuple[int, str] | None:
+    """Index and text of the last user message (text parts joined), or None."""
+    for index in range(len(messages) - 1, -1, -1):
+        message = messages[index]
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return index, content
+            if isinstance(content, list):
+                texts = [
+                    part.get("text", "")
+                    for part in content
+                    if isinstance(part, dict) and part.get("type") == "text"
+                ]
+                return index, "\n".join(t for t in texts if isinstance(t, str))
+            return None
+    return None
+
+
+def inject_context(
+    service: GatewayService,
+    messages: list[dict[str, Any]],
+    index: int,
+    references: list[dict[str, Any]],
+) -> None:
+    """Put the snippets into the last user message, in place (GPT4All does the same)."""
+    message = dict(messages[index])
+    content = message.get("content")
+    if isinstance(content, str):
+        message["content"] = service.context_prompt(references, content)
+    elif isinstance(content, list):
+        # Content parts: the context goes in front as its own text part; images etc. stay.
+        context = service.context_prompt(references, "").rstrip()
+        message["content"] = [{"type": "text", "text": context}, *content]
+    messages[index] = message
