@@ -1,0 +1,1 @@
+"""llama.cpp behind an OpenAI-compatible API, with continuous batching."""

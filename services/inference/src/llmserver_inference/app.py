@@ -1,0 +1,61 @@
+"""create_app(settings): the FastAPI app with the model manager on app.state."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from llmserver_common.errors import install_error_handlers
+from llmserver_inference.catalog import ModelCatalog
+from llmserver_inference.models import ModelManager
+from llmserver_inference.router import router
+from llmserver_inference.service import InferenceService
+from llmserver_inference.settings import InferenceSettings
+
+logger = logging.getLogger(__name__)
+
+
+async def _preload(service: InferenceService, names: list[str]) -> None:
+    """Loads the start-up models; /health answers 503 until this is done."""
+    try:
+        for name in names:
+            entry = service.models.catalog.resolve(name)
+            if entry is None:
+                logger.warning("preload: model %r is not installed; skipped", name)
+                continue
+            try:
+                await service.models.get(entry)
+            except Exception:
+                logger.exception("preload of %s failed", entry.name)
+    finally:
+        service.ready = True
+
+
+def create_app(settings: InferenceSettings) -> FastAPI:
+    catalog = ModelCatalog(settings.models_dir)
+    models = ModelManager(settings, catalog)
+    service = InferenceService(settings, models)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        names = list(settings.preload)
+        if settings.preload_defaults:
+            names += [settings.default_chat_model, settings.default_embedding_model]
+        task = asyncio.create_task(_preload(service, names))
+        try:
+            yield
+        finally:
+            task.cancel()
+            await models.close()
+
+    app = FastAPI(title="llmserver inference", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.models = models
+    app.state.service = service
+    install_error_handlers(app)
+    app.include_router(router)
+    return app

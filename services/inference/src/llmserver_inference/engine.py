@@ -1,0 +1,634 @@
+"""llama.cpp engines: continuous batching for chat models, batched embeddings.
+
+A llama.cpp context is not thread-safe, so each loaded model owns exactly one context and one
+thread that touches it. Chat requests to one model are decoded together: the scheduler thread
+admits queued requests into free slots (one llama sequence each), evaluates their prompts, then on
+every step builds one llama_batch with the next token of every active sequence, calls llama_decode
+once and samples each sequence with its own sampler chain, as llama-server's slots do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import collections
+import ctypes
+import logging
+import math
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import llama_cpp
+import numpy as np
+from llama_cpp import llama_grammar
+from llama_cpp._internals import LlamaModel
+
+logger = logging.getLogger(__name__)
+
+_backend_lock = threading.Lock()
+_backend_ready = False
+
+# llama.cpp pooling types.
+POOLING_UNSPECIFIED = -1
+POOLING_NONE = 0
+POOLING_MEAN = 1
+POOLING_RANK = 4
+
+
+def ensure_backend() -> None:
+    global _backend_ready
+    with _backend_lock:
+        if not _backend_ready:
+            llama_cpp.llama_backend_init()
+            _backend_ready = True
+
+
+class QueueFullError(Exception):
+    """Every slot is busy and the wait queue is full."""
+
+
+class GrammarError(ValueError):
+    """The grammar (from response_format) could not be compiled."""
+
+
+class EngineClosedError(Exception):
+    """The model was unloaded while the request waited."""
+
+
+def load_model(path: str, n_gpu_layers: int) -> LlamaModel:
+    ensure_backend()
+    params = llama_cpp.llama_model_default_params()
+    params.n_gpu_layers = n_gpu_layers
+    return LlamaModel(path_model=path, params=params, verbose=False)
+
+
+def token_piece(vocab: Any, token: int, special: bool = False) -> bytes:
+    buf = ctypes.create_string_buffer(64)
+    n = llama_cpp.llama_token_to_piece(vocab, token, buf, len(buf), 0, special)
+    if n < 0:
+        buf = ctypes.create_string_buffer(-n)
+        n = llama_cpp.llama_token_to_piece(vocab, token, buf, len(buf), 0, special)
+    return buf.raw[:n]
+
+
+def tokenize(vocab: Any, text: str, add_special: bool, parse_special: bool) -> list[int]:
+    data = text.encode("utf-8")
+    capacity = len(data) + 16
+    while True:
+        arr = (llama_cpp.llama_token * capacity)()
+        n = llama_cpp.llama_tokenize(
+            vocab, data, len(data), arr, capacity, add_special, parse_special
+        )
+        if n >= 0:
+            return list(arr[:n])
+        capacity = -n
+
+
+@dataclass
+class SamplingParams:
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    min_p: float = 0.0
+    seed: int | None = None
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    repeat_penalty: float = 1.0
+    penalty_last_n: int = 64
+    grammar: str | None = None
+    max_tokens: int | None = None
+    stop: list[str] = field(default_factory=list)
+    # None: no logprobs; k >= 0: the chosen token's logprob and the k most likely alternatives.
+    logprobs: int | None = None
+
+
+def json_grammar(schema: dict[str, Any] | None) -> str:
+    """GBNF for response_format: any JSON object, or one that matches the schema."""
+    if schema is None:
+        return llama_grammar.JSON_GBNF
+    import json
+
+    try:
+        return llama_grammar.json_schema_to_gbnf(json.dumps(schema))
+    except Exception as exc:
+        raise GrammarError(f"unsupported JSON schema: {exc}") from exc
+
+
+def build_sampler(params: SamplingParams, vocab: Any, n_vocab: int) -> Any:
+    """One sampler chain per sequence; the caller owns it (llama_sampler_free)."""
+    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    add = llama_cpp.llama_sampler_chain_add
+    if params.grammar is not None:
+        grammar = llama_cpp.llama_sampler_init_grammar(
+            vocab, params.grammar.encode("utf-8"), b"root"
+        )
+        if not grammar:
+            llama_cpp.llama_sampler_free(chain)
+            raise GrammarError("the grammar could not be parsed")
+        add(chain, grammar)
+    if (
+        params.repeat_penalty != 1.0
+        or params.frequency_penalty != 0.0
+        or params.presence_penalty != 0.0
+    ):
+        add(
+            chain,
+            llama_cpp.llama_sampler_init_penalties(
+                n_vocab,
+                params.penalty_last_n,
+                params.repeat_penalty,
+                params.frequency_penalty,
+                params.presence_penalty,
+            ),
+        )
+    if params.temperature <= 0.0:
+        add(chain, llama_cpp.llama_sampler_init_greedy())
+        return chain
+    if params.top_k > 0:
+        add(chain, llama_cpp.llama_sampler_init_top_k(params.top_k))
+    if params.top_p < 1.0:
+        add(chain, llama_cpp.llama_sampler_init_top_p(params.top_p, 1))
+    if params.min_p > 0.0:
+        add(chain, llama_cpp.llama_sampler_init_min_p(params.min_p, 1))
+    add(chain, llama_cpp.llama_sampler_init_temp(params.temperature))
+    seed = params.seed if params.seed is not None else random.getrandbits(32)
+    # 0xFFFFFFFF means "random" to llama.cpp; keep explicit seeds deterministic.
+    seed &= 0xFFFFFFFF
+    if seed == 0xFFFFFFFF:
+        seed = 0xFFFFFFFE
+    add(chain, llama_cpp.llama_sampler_init_dist(seed))
+    return chain
+
+
+@dataclass
+class TokenLogprob:
+    token: str
+    logprob: float
+    bytes: list[int]
+    top: list[tuple[str, float, list[int]]]
+
+
+@dataclass
+class GenerationEvent:
+    """What the scheduler thread sends back; `finish_reason` set on the last one."""
+
+    index: int
+    text: str = ""
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+    finish_reason: str | None = None
+    completion_tokens: int = 0
+    error: str | None = None
+
+
+class GenerationRequest:
+    """One sequence to generate (n > 1 submits several), reporting to an asyncio queue."""
+
+    def __init__(
+        self,
+        index: int,
+        prompt_tokens: list[int],
+        params: SamplingParams,
+        sampler: Any,
+        loop: asyncio.AbstractEventLoop,
+        queue: asyncio.Queue[GenerationEvent],
+    ) -> None:
+        self.index = index
+        self.prompt_tokens = prompt_tokens
+        self.params = params
+        self.sampler = sampler
+        self._loop = loop
+        self._queue = queue
+        # Set from the event loop (client gone); read by the scheduler thread.
+        self.cancelled = False
+
+    def emit(self, event: GenerationEvent) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, event)
+        except RuntimeError:  # loop closed: nobody is listening any more
+            self.cancelled = True
+
+
+class _Slot:
+    def __init__(self, seq_id: int) -> None:
+        self.seq_id = seq_id
+        self.request: GenerationRequest | None = None
+        self.to_eval: list[int] = []
+        self.n_past = 0
+        self.generated = 0
+        self.decoder: codecs.IncrementalDecoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.text = ""
+        self.sent = 0
+        self.max_stop = 0
+
+    def reset(self, request: GenerationRequest) -> None:
+        self.request = request
+        self.to_eval = list(request.prompt_tokens)
+        self.n_past = 0
+        self.generated = 0
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.text = ""
+        self.sent = 0
+        self.max_stop = max((len(s) for s in request.params.stop), default=0)
+
+
+def _stop_prefix_len(text: str, stops: list[str]) -> int:
+    """Length of the longest suffix of text that could still grow into a stop string."""
+    best = 0
+    for stop in stops:
+        for k in range(min(len(stop) - 1, len(text)), best, -1):
+            if text.endswith(stop[:k]):
+                best = k
+                break
+    return best
+
+
+class ChatEngine:
+    """One chat model: one llama context with `slots` sequences, one scheduler thread."""
+
+    def __init__(
+        self,
+        model: LlamaModel,
+        *,
+        context_length: int,
+        slots: int,
+        threads: int,
+        batch_size: int,
+        max_queue: int,
+    ) -> None:
+        self.model = model
+        self.vocab = model.vocab
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
+        self.slots_total = slots
+        self.max_queue = max_queue
+        self.batch_size = batch_size
+
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = context_length * slots
+        params.n_batch = batch_size
+        params.n_ubatch = batch_size
+        params.n_seq_max = slots
+        params.n_threads = threads
+        params.n_threads_batch = threads
+        params.no_perf = True
+        # Each sequence gets its own share of the context (n_ctx / n_seq_max), as llama-server.
+        params.kv_unified = False
+        self.ctx = llama_cpp.llama_init_from_model(model.model, params)
+        if not self.ctx:
+            raise RuntimeError("llama.cpp could not create a context")
+        self.memory = llama_cpp.llama_get_memory(self.ctx)
+        self.n_ctx_seq = int(llama_cpp.llama_n_ctx_seq(self.ctx))
+        self.batch = llama_cpp.llama_batch_init(batch_size, 0, 1)
+
+        self._slots = [_Slot(i) for i in range(slots)]
+        self._pending: collections.deque[GenerationRequest] = collections.deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._active = 0
+        self._thread = threading.Thread(target=self._run, name="chat-scheduler", daemon=True)
+        self._thread.start()
+
+    # -- event-loop side -------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        with self._cond:
+            return self._active > 0 or bool(self._pending)
+
+    def submit(self, requests: list[GenerationRequest]) -> None:
+        """Queues the requests together, or raises QueueFullError without queueing any."""
+        with self._cond:
+            if self._stopping:
+                raise EngineClosedError("model unloaded")
+            free = self.slots_total - self._active
+            if len(self._pending) + len(requests) > self.max_queue + max(free, 0):
+                raise QueueFullError
+            self._pending.extend(requests)
+            self._cond.notify()
+
+    def cancel(self, requests: list[GenerationRequest]) -> None:
+        with self._cond:
+            for request in requests:
+                request.cancelled = True
+            self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self._thread.join()
+        llama_cpp.llama_batch_free(self.batch)
+        llama_cpp.llama_free(self.ctx)
+        self.ctx = None
+        self.model.close()
+
+    # -- scheduler thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    while not self._stopping and not self._pending and self._active == 0:
+                        self._cond.wait()
+                    if self._stopping:
+                        break
+                    self._admit()
+                self._drop_cancelled()
+                if self._active:
+                    self._step()
+        except Exception:
+            logger.exception("chat scheduler failed")
+            self._fail_all("The model failed while generating.")
+        finally:
+            self._fail_all("The model was unloaded.")
+
+    def _admit(self) -> None:
+        for slot in self._slots:
+            if not self._pending:
+                return
+            if slot.request is not None:
+                continue
+            while self._pending:
+                request = self._pending.popleft()
+                if request.cancelled:
+                    llama_cpp.llama_sampler_free(request.sampler)
+                    continue
+                llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, -1, -1)
+                slot.reset(request)
+                self._active += 1
+                break
+
+    def _drop_cancelled(self) -> None:
+        for slot in self._slots:
+            if slot.request is not None and slot.request.cancelled:
+                self._release(slot)
+
+    def _release(self, slot: _Slot) -> None:
+        request = slot.request
+        if request is None:
+            return
+        llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, -1, -1)
+        llama_cpp.llama_sampler_free(request.sampler)
+        slot.request = None
+        slot.to_eval = []
+        with self._cond:
+            self._active -= 1
+
+    def _fail_all(self, message: str) -> None:
+        for slot in self._slots:
+            if slot.request is not None:
+                slot.request.emit(GenerationEvent(slot.request.index, error=message))
+                self._release(slot)
+        with self._cond:
+            pending = list(self._pending)
+            self._pending.clear()
+        for request in pending:
+            request.emit(GenerationEvent(request.index, error=message))
+            llama_cpp.llama_sampler_free(request.sampler)
+
+    def _step(self) -> None:
+        batch = self.batch
+        n = 0
+        outputs: list[tuple[_Slot, int]] = []
+        # Generating sequences first (one token each) so prompts never starve them.
+        order = sorted(
+            (s for s in self._slots if s.request is not None and s.to_eval),
+            key=lambda s: len(s.to_eval) > 1,
+        )
+        for slot in order:
+            room = self.batch_size - n
+            if room <= 0:
+                break
+            if slot.n_past + len(slot.to_eval) > self.n_ctx_seq:
+                self._finish(slot, "length")
+                continue
+            take = min(room, len(slot.to_eval))
+            chunk = slot.to_eval[:take]
+            for j, token in enumerate(chunk):
+                batch.token[n] = token
+                batch.pos[n] = slot.n_past + j
+                batch.n_seq_id[n] = 1
+                batch.seq_id[n][0] = slot.seq_id
+                last = take == len(slot.to_eval) and j == take - 1
+                batch.logits[n] = 1 if last else 0
+                if last:
+                    outputs.append((slot, n))
+                n += 1
+            slot.to_eval = slot.to_eval[take:]
+            slot.n_past += take
+        if n == 0:
+            return
+        batch.n_tokens = n
+        rc = llama_cpp.llama_decode(self.ctx, batch)
+        if rc != 0:
+            logger.error("llama_decode returned %d with %d tokens", rc, n)
+            for slot in {id(s): s for s, _ in outputs}.values():
+                if slot.request is not None:
+                    slot.request.emit(
+                        GenerationEvent(slot.request.index, error="The model failed to decode.")
+                    )
+                    self._release(slot)
+            # Sequences whose prompt chunk was in the failed batch lost their place too.
+            for slot in self._slots:
+                if slot.request is not None and slot.to_eval and len(slot.to_eval) > 1:
+                    slot.request.emit(
+                        GenerationEvent(slot.request.index, error="The model failed to decode.")
+                    )
+                    self._release(slot)
+            return
+        for slot, idx in outputs:
+            self._sample(slot, idx)
+
+    def _sample(self, slot: _Slot, idx: int) -> None:
+        request = slot.request
+        assert request is not None
+        token = llama_cpp.llama_sampler_sample(request.sampler, self.ctx, idx)
+        if llama_cpp.llama_vocab_is_eog(self.vocab, token):
+            self._finish(slot, "stop")
+            return
+        slot.generated += 1
+        logprobs = []
+        if request.params.logprobs is not None:
+            logprobs.append(self._logprob(idx, token, request.params.logprobs))
+        piece = token_piece(self.vocab, token)
+        slot.text += slot.decoder.decode(piece)
+        params = request.params
+        if params.stop:
+            start = max(0, slot.sent - slot.max_stop)
+            hits = [p for p in (slot.text.find(s, start) for s in params.stop) if p >= 0]
+            if hits:
+                cut = min(hits)
+                text = slot.text[slot.sent : cut]
+                slot.sent = len(slot.text)
+                self._finish(slot, "stop", text=text, logprobs=logprobs, flush=False)
+                return
+        if params.max_tokens is not None and slot.generated >= params.max_tokens:
+            self._finish(slot, "length", logprobs=logprobs)
+            return
+        if slot.n_past >= self.n_ctx_seq:
+            self._finish(slot, "length", logprobs=logprobs)
+            return
+        hold = _stop_prefix_len(slot.text, params.stop) if params.stop else 0
+        end = len(slot.text) - hold
+        text = slot.text[slot.sent : end] if end > slot.sent else ""
+        slot.sent = max(slot.sent, end)
+        if text or logprobs:
+            request.emit(GenerationEvent(request.index, text=text, logprobs=logprobs))
+        slot.to_eval = [token]
+
+    def _finish(
+        self,
+        slot: _Slot,
+        reason: str,
+        *,
+        text: str | None = None,
+        logprobs: list[TokenLogprob] | None = None,
+        flush: bool = True,
+    ) -> None:
+        request = slot.request
+        assert request is not None
+        if flush:
+            slot.text += slot.decoder.decode(b"", final=True)
+            text = slot.text[slot.sent :]
+        request.emit(
+            GenerationEvent(
+                request.index,
+                text=text or "",
+                logprobs=logprobs or [],
+                finish_reason=reason,
+                completion_tokens=slot.generated,
+            )
+        )
+        self._release(slot)
+
+    def _logprob(self, idx: int, token: int, top: int) -> TokenLogprob:
+        ptr = llama_cpp.llama_get_logits_ith(self.ctx, idx)
+        logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).astype(np.float64)
+        peak = float(logits.max())
+        log_z = peak + math.log(float(np.exp(logits - peak).sum()))
+
+        def entry(tok: int) -> tuple[str, float, list[int]]:
+            raw = token_piece(self.vocab, tok)
+            return raw.decode("utf-8", "replace"), float(logits[tok]) - log_z, list(raw)
+
+        chosen = entry(token)
+        alternatives: list[tuple[str, float, list[int]]] = []
+        if top > 0:
+            best = np.argpartition(-logits, top)[:top]
+            best = best[np.argsort(-logits[best])]
+            alternatives = [entry(int(t)) for t in best]
+        return TokenLogprob(chosen[0], chosen[1], chosen[2], alternatives)
+
+
+class EmbeddingEngine:
+    """One embedding model: one context, many inputs per llama_decode, one caller at a time."""
+
+    def __init__(
+        self,
+        model: LlamaModel,
+        *,
+        threads: int,
+        batch_size: int,
+        max_sequences: int,
+    ) -> None:
+        self.model = model
+        self.vocab = model.vocab
+        self.n_embd = llama_cpp.llama_model_n_embd(model.model)
+        n_ctx_train = llama_cpp.llama_model_n_ctx_train(model.model)
+        self.batch_size = batch_size
+        self.max_sequences = max_sequences
+        self._lock = threading.Lock()
+
+        self.ctx = self._make_context(threads, POOLING_UNSPECIFIED)
+        if llama_cpp.llama_pooling_type(self.ctx) == POOLING_NONE:
+            # No pooling in the GGUF: mean pooling, as sentence-transformers does.
+            llama_cpp.llama_free(self.ctx)
+            self.ctx = self._make_context(threads, POOLING_MEAN)
+        self.pooling = int(llama_cpp.llama_pooling_type(self.ctx))
+        self.memory = llama_cpp.llama_get_memory(self.ctx)
+        # Non-causal models need a whole input inside one micro-batch.
+        self.max_input_tokens = min(batch_size, n_ctx_train if n_ctx_train > 0 else batch_size)
+        self.batch = llama_cpp.llama_batch_init(batch_size, 0, 1)
+
+    def _make_context(self, threads: int, pooling: int) -> Any:
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = self.batch_size
+        params.n_batch = self.batch_size
+        params.n_ubatch = self.batch_size
+        params.n_seq_max = self.max_sequences
+        params.n_threads = threads
+        params.n_threads_batch = threads
+        params.embeddings = True
+        params.pooling_type = pooling
+        params.no_perf = True
+        # All sequences share the cells of one batch.
+        params.kv_unified = True
+        ctx = llama_cpp.llama_init_from_model(self.model.model, params)
+        if not ctx:
+            raise RuntimeError("llama.cpp could not create an embedding context")
+        return ctx
+
+    def tokenize(self, text: str) -> list[int]:
+        return tokenize(self.vocab, text, add_special=True, parse_special=False)
+
+    def embed(self, inputs: list[list[int]]) -> list[list[float]]:
+        """L2-normalised pooled vectors for tokenised inputs (each within max_input_tokens)."""
+        with self._lock:
+            vectors: list[list[float]] = []
+            start = 0
+            while start < len(inputs):
+                group: list[list[int]] = []
+                used = 0
+                while (
+                    start + len(group) < len(inputs)
+                    and len(group) < self.max_sequences
+                    and used + len(inputs[start + len(group)]) <= self.batch_size
+                ):
+                    used += len(inputs[start + len(group)])
+                    group.append(inputs[start + len(group)])
+                vectors.extend(self._embed_group(group))
+                start += len(group)
+            return vectors
+
+    def _embed_group(self, group: list[list[int]]) -> list[list[float]]:
+        if self.memory:
+            llama_cpp.llama_memory_clear(self.memory, True)
+        batch = self.batch
+        n = 0
+        for seq, tokens in enumerate(group):
+            for pos, token in enumerate(tokens):
+                batch.token[n] = token
+                batch.pos[n] = pos
+                batch.n_seq_id[n] = 1
+                batch.seq_id[n][0] = seq
+                batch.logits[n] = 1
+                n += 1
+        batch.n_tokens = n
+        rc = llama_cpp.llama_decode(self.ctx, batch)
+        if rc != 0:
+            raise RuntimeError(f"llama_decode returned {rc}")
+        out: list[list[float]] = []
+        for seq in range(len(group)):
+            ptr = llama_cpp.llama_get_embeddings_seq(self.ctx, seq)
+            if not ptr:
+                raise RuntimeError("no pooled embedding returned")
+            vec = np.ctypeslib.as_array(ptr, shape=(self.n_embd,)).astype(np.float64)
+            norm = float(np.linalg.norm(vec))
+            out.append((vec / norm if norm > 0 else vec).tolist())
+        return out
+
+    @property
+    def busy(self) -> bool:
+        return self._lock.locked()
+
+    def close(self) -> None:
+        with self._lock:
+            llama_cpp.llama_batch_free(self.batch)
+            llama_cpp.llama_free(self.ctx)
+            self.ctx = None
+            self.model.close()
+
+
+EventSink = Callable[[GenerationEvent], None]

@@ -1,0 +1,80 @@
+"""Thin routes: validate, hand to the service, return."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from llmserver_inference.schemas import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    DetokenizeRequest,
+    DetokenizeResponse,
+    EmbeddingRequest,
+    ModelCard,
+    ModelList,
+    TokenizeRequest,
+    TokenizeResponse,
+)
+from llmserver_inference.service import InferenceService
+
+router = APIRouter()
+
+
+def get_service(request: Request) -> InferenceService:
+    return request.app.state.service
+
+
+# The service lives on app.state; routes reach it through this dependency.
+ServiceDep = Annotated[InferenceService, Depends(get_service)]
+
+
+@router.get("/health")
+async def health(service: ServiceDep) -> JSONResponse:
+    loading = service.models.loading
+    starting = not service.ready
+    body: dict[str, Any] = {
+        "status": "loading" if (loading or starting) else "ok",
+        "loading": loading,
+        "loaded": [m.entry.name for m in service.models.loaded_models()],
+    }
+    return JSONResponse(body, status_code=503 if (loading or starting) else 200)
+
+
+@router.get("/v1/models", response_model=ModelList)
+async def list_models(service: ServiceDep) -> ModelList:
+    return service.list_models()
+
+
+@router.get("/v1/models/{name:path}", response_model=ModelCard)
+async def get_model(name: str, service: ServiceDep) -> ModelCard:
+    return service.get_model(name)
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(
+    body: ChatCompletionRequest, request: Request, service: ServiceDep
+) -> Any:
+    return await service.chat_completion(body, request)
+
+
+@router.post("/v1/completions")
+async def completions(body: CompletionRequest, request: Request, service: ServiceDep) -> Any:
+    return await service.completion(body, request)
+
+
+@router.post("/v1/embeddings")
+async def embeddings(body: EmbeddingRequest, service: ServiceDep) -> dict[str, Any]:
+    return await service.embeddings(body)
+
+
+@router.post("/tokenize", response_model=TokenizeResponse)
+async def tokenize(body: TokenizeRequest, service: ServiceDep) -> TokenizeResponse:
+    return TokenizeResponse(tokens=await service.tokenize(body))
+
+
+@router.post("/detokenize", response_model=DetokenizeResponse)
+async def detokenize(body: DetokenizeRequest, service: ServiceDep) -> DetokenizeResponse:
+    return DetokenizeResponse(content=await service.detokenize(body))

@@ -1,0 +1,566 @@
+"""The logic behind the routes: request -> engine work -> OpenAI response (or SSE stream)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import json
+import logging
+import struct
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import StreamingResponse
+
+from llmserver_common.errors import (
+    APIError,
+    context_length_exceeded,
+    error_body,
+    invalid_request,
+)
+from llmserver_inference.catalog import ModelEntry
+from llmserver_inference.engine import (
+    EngineClosedError,
+    GenerationEvent,
+    GenerationRequest,
+    GrammarError,
+    QueueFullError,
+    SamplingParams,
+    TokenLogprob,
+    build_sampler,
+    json_grammar,
+    tokenize,
+)
+from llmserver_inference.models import LoadedChatModel, LoadedEmbeddingModel, ModelManager
+from llmserver_inference.schemas import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    DetokenizeRequest,
+    EmbeddingRequest,
+    ModelCard,
+    ModelList,
+    TokenizeRequest,
+    _SamplingRequest,
+)
+from llmserver_inference.settings import InferenceSettings
+
+logger = logging.getLogger(__name__)
+
+_SAMPLING_DEFAULT_KEYS = {
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "presence_penalty",
+    "frequency_penalty",
+    "repeat_penalty",
+    "max_tokens",
+}
+_CREATED = int(time.time())
+
+
+@dataclass
+class _Prompt:
+    tokens: list[int]
+    text: str
+
+
+class InferenceService:
+    def __init__(self, settings: InferenceSettings, models: ModelManager) -> None:
+        self.settings = settings
+        self.models = models
+        # False until the start-up models are loaded (/health answers 503 meanwhile).
+        self.ready = False
+
+    # -- models -----------------------------------------------------------------------------
+
+    def _card(self, entry: ModelEntry) -> ModelCard:
+        return ModelCard(
+            id=entry.name,
+            created=_CREATED,
+            kind=entry.kind,
+            filename=entry.filename,
+            aliases=list(entry.aliases),
+            context_length=self.models.context_length_of(entry),
+            loaded=self.models.is_loaded(entry),
+        )
+
+    def list_models(self) -> ModelList:
+        return ModelList(data=[self._card(e) for e in self.models.catalog.available()])
+
+    def get_model(self, name: str) -> ModelCard:
+        entry = self.models.catalog.resolve(name)
+        if entry is None:
+            from llmserver_common.errors import model_not_found
+
+            raise model_not_found(name, self.models.catalog.installed_names())
+        return self._card(entry)
+
+    # -- tokenizer --------------------------------------------------------------------------
+
+    async def _any_model(self, name: str | None) -> LoadedChatModel | LoadedEmbeddingModel:
+        wanted = name or self.settings.default_chat_model
+        entry = self.models.catalog.resolve(wanted)
+        if entry is None:
+            raise _not_found(self.models, wanted)
+        return await self.models.get(entry)
+
+    async def tokenize(self, body: TokenizeRequest) -> list[int]:
+        loaded = await self._any_model(body.model)
+        return tokenize(loaded.engine.vocab, body.content, body.add_special, True)
+
+    async def detokenize(self, body: DetokenizeRequest) -> str:
+        loaded = await self._any_model(body.model)
+        vocab = loaded.engine.vocab
+        import llama_cpp
+
+        n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
+        bad = [t for t in body.tokens if t < 0 or t >= n_vocab]
+        if bad:
+            raise invalid_request(
+                f"Token id {bad[0]} is out of range (vocabulary size {n_vocab}).", param="tokens"
+            )
+        return loaded.engine.model.detokenize(body.tokens, special=False).decode(
+            "utf-8", errors="replace"
+        )
+
+    # -- embeddings -------------------------------------------------------------------------
+
+    async def embeddings(self, body: EmbeddingRequest) -> dict[str, Any]:
+        if body.dimensions is not None:
+            raise invalid_request("'dimensions' is not supported.", param="dimensions")
+        inputs = body.input
+        if isinstance(inputs, str):
+            texts = [inputs]
+        elif all(isinstance(x, str) for x in inputs):
+            texts = list(inputs)  # type: ignore[arg-type]
+        else:
+            raise invalid_request("Token-id arrays are not supported; send strings.", param="input")
+        if not texts:
+            raise invalid_request("'input' must not be empty.", param="input")
+        entry = self.models.resolve(body.model, self.settings.default_embedding_model, "embedding")
+        loaded = await self.models.get(entry)
+        assert isinstance(loaded, LoadedEmbeddingModel)
+        prefix = ""
+        if body.input_type == "query":
+            prefix = entry.query_prefix
+        elif body.input_type == "document":
+            prefix = entry.document_prefix
+        engine = loaded.engine
+        tokenized = [engine.tokenize(prefix + text) for text in texts]
+        for tokens in tokenized:
+            if len(tokens) > engine.max_input_tokens:
+                raise APIError(
+                    400,
+                    f"This model's maximum context length is {engine.max_input_tokens} tokens, "
+                    f"but an input has {len(tokens)} tokens.",
+                    param="input",
+                    code="context_length_exceeded",
+                )
+        try:
+            vectors = await asyncio.to_thread(engine.embed, tokenized)
+        except RuntimeError as exc:
+            logger.error("embedding failed: %s", exc)
+            raise APIError(500, "The embedding model failed.", type="internal_error") from None
+        data = []
+        for i, vec in enumerate(vectors):
+            value: Any = vec
+            if body.encoding_format == "base64":
+                value = base64.b64encode(struct.pack(f"<{len(vec)}f", *vec)).decode("ascii")
+            data.append({"object": "embedding", "index": i, "embedding": value})
+        n_tokens = sum(len(t) for t in tokenized)
+        return {
+            "object": "list",
+            "data": data,
+            "model": entry.name,
+            "usage": {"prompt_tokens": n_tokens, "total_tokens": n_tokens},
+        }
+
+    # -- generation -------------------------------------------------------------------------
+
+    async def chat_completion(self, body: ChatCompletionRequest, http: Request) -> Any:
+        _reject_unsupported(body)
+        entry = self.models.resolve(body.model, self.settings.default_chat_model, "chat")
+        loaded = await self.models.get(entry)
+        assert isinstance(loaded, LoadedChatModel)
+        messages = _messages_for_template(body, entry)
+        prompt = loaded.templater.render(messages)
+        tokens = tokenize(
+            loaded.engine.vocab, prompt.text, add_special=not prompt.has_bos, parse_special=True
+        )
+        top = None
+        if body.logprobs:
+            top = body.top_logprobs or 0
+        elif body.top_logprobs:
+            raise invalid_request("'top_logprobs' requires 'logprobs': true.", param="top_logprobs")
+        params = _sampling_params(body, entry, logprobs=top)
+        run = self._start(loaded, [_Prompt(tokens, prompt.text)], body.n, params, "messages")
+        meta = _ResponseMeta(
+            id=f"chatcmpl-{uuid.uuid4().hex}",
+            model=entry.name,
+            chat=True,
+            include_usage=bool(body.stream_options and body.stream_options.include_usage),
+            echo=[],
+        )
+        if body.stream:
+            return _sse(self._stream(run, meta, http))
+        return await self._collect(run, meta, http)
+
+    async def completion(self, body: CompletionRequest, http: Request) -> Any:
+        _reject_unsupported(body)
+        if body.suffix:
+            raise invalid_request("'suffix' is not supported.", param="suffix")
+        if body.best_of is not None and body.best_of != body.n:
+            raise invalid_request("'best_of' is not supported.", param="best_of")
+        if body.echo and body.logprobs is not None:
+            raise invalid_request(
+                "'logprobs' together with 'echo' (prompt logprobs) is not supported.",
+                param="logprobs",
+            )
+        raw = body.prompt
+        if isinstance(raw, str):
+            prompts = [raw]
+        elif raw and all(isinstance(p, str) for p in raw):
+            prompts = list(raw)  # type: ignore[arg-type]
+        else:
+            raise invalid_request(
+                "'prompt' must be a string or a non-empty list of strings.", param="prompt"
+            )
+        entry = self.models.resolve(body.model, self.settings.default_chat_model, "chat")
+        loaded = await self.models.get(entry)
+        assert isinstance(loaded, LoadedChatModel)
+        vocab = loaded.engine.vocab
+        tokenized = [_Prompt(tokenize(vocab, p, True, True), p) for p in prompts]
+        params = _sampling_params(body, entry, logprobs=body.logprobs)
+        run = self._start(loaded, tokenized, body.n, params, "prompt")
+        meta = _ResponseMeta(
+            id=f"cmpl-{uuid.uuid4().hex}",
+            model=entry.name,
+            chat=False,
+            include_usage=bool(body.stream_options and body.stream_options.include_usage),
+            echo=[p.text for p in tokenized for _ in range(body.n)] if body.echo else [],
+        )
+        if body.stream:
+            return _sse(self._stream(run, meta, http))
+        return await self._collect(run, meta, http)
+
+    def _start(
+        self,
+        loaded: LoadedChatModel,
+        prompts: list[_Prompt],
+        n: int,
+        params: SamplingParams,
+        prompt_param: str,
+    ) -> _Run:
+        engine = loaded.engine
+        for prompt in prompts:
+            # One token of room is needed to generate anything at all.
+            if len(prompt.tokens) >= engine.n_ctx_seq:
+                err = context_length_exceeded(len(prompt.tokens), engine.n_ctx_seq)
+                err.param = prompt_param
+                raise err
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[GenerationEvent] = asyncio.Queue()
+        requests: list[GenerationRequest] = []
+        try:
+            for p_index, prompt in enumerate(prompts):
+                for i in range(n):
+                    choice_params = params
+                    if params.seed is not None and i > 0:
+                        # Same seed -> same output, but the n choices of one request differ.
+                        choice_params = dataclasses.replace(params, seed=params.seed + i)
+                    sampler = build_sampler(choice_params, engine.vocab, engine.n_vocab)
+                    requests.append(
+                        GenerationRequest(
+                            p_index * n + i, prompt.tokens, choice_params, sampler, loop, queue
+                        )
+                    )
+            engine.submit(requests)
+        except GrammarError as exc:
+            _free_samplers(requests)
+            raise invalid_request(str(exc), param="response_format") from None
+        except QueueFullError:
+            _free_samplers(requests)
+            raise APIError(
+                429,
+                "Too many requests are waiting for this model; retry shortly.",
+                code="queue_full",
+                headers={"Retry-After": str(self.settings.retry_after_s)},
+            ) from None
+        except EngineClosedError:
+            _free_samplers(requests)
+            raise APIError(
+                503,
+                "The model is being unloaded; retry shortly.",
+                headers={"Retry-After": str(self.settings.retry_after_s)},
+            ) from None
+        loaded.last_used = time.monotonic()
+        return _Run(
+            engine=engine,
+            requests=requests,
+            queue=queue,
+            prompt_tokens=sum(len(p.tokens) for p in prompts),
+            logprobs=params.logprobs is not None,
+        )
+
+    async def _collect(self, run: _Run, meta: _ResponseMeta, http: Request) -> dict[str, Any]:
+        texts = [""] * len(run.requests)
+        logprobs: list[list[TokenLogprob]] = [[] for _ in run.requests]
+        finish: list[str | None] = [None] * len(run.requests)
+        completion_tokens = 0
+        remaining = len(run.requests)
+        try:
+            while remaining:
+                try:
+                    event = await asyncio.wait_for(run.queue.get(), timeout=1.0)
+                except TimeoutError:
+                    if await http.is_disconnected():
+                        logger.info("client went away; stopping %s", meta.id)
+                        return {}
+                    continue
+                if event.error is not None:
+                    raise APIError(500, event.error, type="internal_error")
+                texts[event.index] += event.text
+                logprobs[event.index].extend(event.logprobs)
+                if event.finish_reason is not None:
+                    finish[event.index] = event.finish_reason
+                    completion_tokens += event.completion_tokens
+                    remaining -= 1
+        finally:
+            run.engine.cancel(run.requests)
+        choices = []
+        for i, text in enumerate(texts):
+            if meta.echo:
+                text = meta.echo[i] + text
+            lp = _logprobs_json(logprobs[i], meta.chat) if run.logprobs else None
+            if meta.chat:
+                choices.append(
+                    {
+                        "index": i,
+                        "message": {"role": "assistant", "content": text},
+                        "logprobs": lp,
+                        "finish_reason": finish[i],
+                    }
+                )
+            else:
+                choices.append(
+                    {"index": i, "text": text, "logprobs": lp, "finish_reason": finish[i]}
+                )
+        return {
+            "id": meta.id,
+            "object": "chat.completion" if meta.chat else "text_completion",
+            "created": int(time.time()),
+            "model": meta.model,
+            "choices": choices,
+            "usage": _usage(run.prompt_tokens, completion_tokens),
+        }
+
+    async def _stream(self, run: _Run, meta: _ResponseMeta, http: Request) -> AsyncIterator[str]:
+        created = int(time.time())
+        kind = "chat.completion.chunk" if meta.chat else "text_completion"
+        completion_tokens = 0
+        remaining = len(run.requests)
+
+        def chunk(choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> str:
+            body: dict[str, Any] = {
+                "id": meta.id,
+                "object": kind,
+                "created": created,
+                "model": meta.model,
+                "choices": choices,
+            }
+            if usage is not None:
+                body["usage"] = usage
+            return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+        def choice(index: int, text: str, finish: str | None, lp: Any, first: bool) -> dict:
+            if meta.chat:
+                delta: dict[str, Any] = {"content": text}
+                if first:
+                    delta = {"role": "assistant", "content": text}
+                return {"index": index, "delta": delta, "logprobs": lp, "finish_reason": finish}
+            return {"index": index, "text": text, "logprobs": lp, "finish_reason": finish}
+
+        try:
+            # The opening chunk: the assistant role (chat), the echoed prompt (completions).
+            opening = [
+                choice(i, meta.echo[i] if meta.echo else "", None, None, True)
+                for i in range(len(run.requests))
+            ]
+            yield chunk(opening)
+            while remaining:
+                event = await run.queue.get()
+                if event.error is not None:
+                    err = error_body(event.error, "internal_error")
+                    yield f"data: {json.dumps(err)}\n\n"
+                    yield "data: [DONE]\n\n"
+                    return
+                lp = _logprobs_json(event.logprobs, meta.chat) if run.logprobs else None
+                if event.finish_reason is not None:
+                    completion_tokens += event.completion_tokens
+                    remaining -= 1
+                yield chunk([choice(event.index, event.text, event.finish_reason, lp, False)])
+            if meta.include_usage:
+                yield chunk([], usage=_usage(run.prompt_tokens, completion_tokens))
+            yield "data: [DONE]\n\n"
+        finally:
+            # Client gone (the generator is cancelled/closed) or done: free the slots at once.
+            run.engine.cancel(run.requests)
+            del http
+
+
+@dataclass
+class _Run:
+    engine: Any
+    requests: list[GenerationRequest]
+    queue: asyncio.Queue[GenerationEvent]
+    prompt_tokens: int
+    logprobs: bool
+
+
+@dataclass
+class _ResponseMeta:
+    id: str
+    model: str
+    chat: bool
+    include_usage: bool
+    echo: list[str]
+
+
+def _sse(events: AsyncIterator[str]) -> StreamingResponse:
+    return StreamingResponse(
+        events,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def _not_found(models: ModelManager, name: str) -> APIError:
+    from llmserver_common.errors import model_not_found
+
+    return model_not_found(name, models.catalog.installed_names())
+
+
+def _free_samplers(requests: list[GenerationRequest]) -> None:
+    import llama_cpp
+
+    for request in requests:
+        llama_cpp.llama_sampler_free(request.sampler)
+    requests.clear()
+
+
+def _reject_unsupported(body: _SamplingRequest) -> None:
+    for name in ("tools", "functions"):
+        if getattr(body, name):
+            raise invalid_request(f"'{name}' is not supported.", param=name)
+    if body.logit_bias:
+        raise invalid_request("'logit_bias' is not supported.", param="logit_bias")
+
+
+def _sampling_params(
+    body: _SamplingRequest, entry: ModelEntry, logprobs: int | None
+) -> SamplingParams:
+    defaults = {k: v for k, v in entry.defaults.items() if k in _SAMPLING_DEFAULT_KEYS}
+
+    def pick(name: str, fallback: Any) -> Any:
+        value = getattr(body, name)
+        if value is not None:
+            return value
+        return defaults.get(name, fallback)
+
+    stop = body.stop
+    stops = [stop] if isinstance(stop, str) else list(stop or [])
+    stops = [s for s in stops if s]
+    if len(stops) > 16:
+        raise invalid_request("At most 16 stop strings are supported.", param="stop")
+    max_tokens = body.max_completion_tokens or body.max_tokens or defaults.get("max_tokens")
+    grammar = None
+    fmt = body.response_format
+    if fmt is not None and fmt.type == "json_object":
+        grammar = json_grammar(None)
+    elif fmt is not None and fmt.type == "json_schema":
+        schema = fmt.json_schema.json_schema if fmt.json_schema else None
+        if not schema:
+            raise invalid_request(
+                "response_format json_schema needs json_schema.schema.",
+                param="response_format",
+            )
+        try:
+            grammar = json_grammar(schema)
+        except GrammarError as exc:
+            raise invalid_request(str(exc), param="response_format") from None
+    return SamplingParams(
+        temperature=float(pick("temperature", 1.0)),
+        top_p=float(pick("top_p", 1.0)),
+        top_k=int(pick("top_k", 0)),
+        min_p=float(pick("min_p", 0.0)),
+        seed=body.seed,
+        presence_penalty=float(pick("presence_penalty", 0.0)),
+        frequency_penalty=float(pick("frequency_penalty", 0.0)),
+        repeat_penalty=float(pick("repeat_penalty", 1.0)),
+        grammar=grammar,
+        max_tokens=max_tokens,
+        stop=stops,
+        logprobs=logprobs,
+    )
+
+
+def _content_text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    parts = []
+    for part in content:
+        if part.type != "text":
+            raise invalid_request(
+                f"Message content of type '{part.type}' is not supported.", param="messages"
+            )
+        parts.append(part.text or "")
+    return "".join(parts)
+
+
+def _messages_for_template(body: ChatCompletionRequest, entry: ModelEntry) -> list[dict[str, str]]:
+    messages = []
+    for message in body.messages:
+        role = "system" if message.role == "developer" else message.role
+        messages.append({"role": role, "content": _content_text(message.content)})
+    if entry.system_prompt and not any(m["role"] == "system" for m in messages):
+        messages.insert(0, {"role": "system", "content": entry.system_prompt})
+    return messages
+
+
+def _logprobs_json(items: list[TokenLogprob], chat: bool) -> Any:
+    if chat:
+        return {
+            "content": [
+                {
+                    "token": it.token,
+                    "logprob": it.logprob,
+                    "bytes": it.bytes,
+                    "top_logprobs": [
+                        {"token": t, "logprob": lp, "bytes": b} for t, lp, b in it.top
+                    ],
+                }
+                for it in items
+            ]
+        }
+    return {
+        "tokens": [it.token for it in items],
+        "token_logprobs": [it.logprob for it in items],
+        "top_logprobs": [{t: lp for t, lp, _ in it.top} for it in items],
+        "text_offset": None,
+    }
