@@ -1,0 +1,1 @@
+"""LocalDocs indexer: Celery worker that extracts (Tika), chunks, embeds and stores (Weaviate)."""

@@ -1,0 +1,1 @@
+"""LocalDocs API: collections of folders and files, indexing progress, hybrid search."""

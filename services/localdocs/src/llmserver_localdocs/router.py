@@ -1,0 +1,93 @@
+"""Thin routes of the LocalDocs API; the gateway forwards /v1/localdocs/* here unchanged."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from llmserver_common.errors import error_body
+from llmserver_localdocs.schemas import (
+    ActiveCollections,
+    AddPathsRequest,
+    Collection,
+    CollectionList,
+    CreateCollectionRequest,
+    DeletedCollection,
+    FileList,
+    SearchRequest,
+    SearchResponse,
+)
+from llmserver_localdocs.service import LocalDocsService, validate_name
+
+
+def get_service(request: Request) -> LocalDocsService:
+    return request.app.state.service
+
+
+Service = Annotated[LocalDocsService, Depends(get_service)]
+
+router = APIRouter()
+
+
+@router.get("/health")
+async def health(service: Service) -> JSONResponse:
+    checks = await service.health()
+    down = [name for name, state in checks.items() if state != "ok"]
+    if down:
+        body = error_body(f"Not ready: {', '.join(down)} not answering.", "service_unavailable")
+        body.update({"status": "unavailable", "checks": checks})
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+    return JSONResponse({"status": "ok", "checks": checks})
+
+
+@router.post("/v1/localdocs/collections", status_code=201, response_model=Collection)
+async def create_collection(body: CreateCollectionRequest, service: Service) -> dict:
+    return await service.create_collection(body.name, body.paths)
+
+
+@router.get("/v1/localdocs/collections", response_model=CollectionList)
+async def list_collections(service: Service) -> dict:
+    return {"data": await service.list_collections()}
+
+
+@router.get("/v1/localdocs/collections/{name}", response_model=Collection)
+async def get_collection(name: str, service: Service) -> dict:
+    return await service.get_collection(validate_name(name))
+
+
+@router.get("/v1/localdocs/collections/{name}/files", response_model=FileList)
+async def list_files(name: str, service: Service) -> dict:
+    return {"collection": name, "data": await service.list_files(validate_name(name))}
+
+
+@router.post("/v1/localdocs/collections/{name}/paths", response_model=Collection)
+async def add_paths(name: str, body: AddPathsRequest, service: Service) -> dict:
+    return await service.add_paths(validate_name(name), body.paths)
+
+
+@router.post("/v1/localdocs/collections/{name}/reindex", response_model=Collection)
+async def reindex(name: str, service: Service) -> dict:
+    return await service.reindex(validate_name(name))
+
+
+@router.delete("/v1/localdocs/collections/{name}", response_model=DeletedCollection)
+async def delete_collection(name: str, service: Service) -> dict:
+    await service.delete_collection(validate_name(name))
+    return {"name": name}
+
+
+@router.post("/v1/localdocs/search", response_model=SearchResponse)
+async def search(body: SearchRequest, service: Service) -> dict:
+    return {"data": await service.search(body.query, body.collections, body.k)}
+
+
+@router.get("/v1/localdocs/active", response_model=ActiveCollections)
+async def get_active(service: Service) -> dict:
+    return {"collections": await service.get_active()}
+
+
+@router.put("/v1/localdocs/active", response_model=ActiveCollections)
+async def put_active(body: ActiveCollections, service: Service) -> dict:
+    return {"collections": await service.set_active(body.collections)}

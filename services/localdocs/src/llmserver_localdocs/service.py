@@ -1,0 +1,422 @@
+"""LocalDocs logic: collection records in Redis, work queued by task name, search in Weaviate.
+
+The API never imports the indexer: it sends Celery tasks by name (llmserver_common.docstore
+holds the names) and reads the progress the workers write to Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import weaviate
+from anyio import to_thread
+from celery import Celery
+from redis import asyncio as aioredis
+from redis.exceptions import RedisError
+from weaviate.collections import Collection as WeaviateCollection
+
+from llmserver_common import docstore
+from llmserver_common.docstore import FileRecord
+from llmserver_common.errors import APIError, invalid_request
+from llmserver_localdocs.settings import LocalDocsSettings
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER = {"Retry-After": "5"}
+
+
+def unavailable(what: str) -> APIError:
+    return APIError(503, f"{what} is not available; try again shortly.", headers=RETRY_AFTER)
+
+
+def collection_not_found(name: str) -> APIError:
+    return APIError(
+        404,
+        f"The collection '{name}' does not exist.",
+        param="name",
+        code="collection_not_found",
+    )
+
+
+def validate_name(name: str, param: str = "name") -> str:
+    if not docstore.is_valid_collection_name(name):
+        raise invalid_request(
+            "A collection name is 1 to 64 letters, digits, '-' or '_'.",
+            param=param,
+            code="invalid_collection_name",
+        )
+    return name
+
+
+class LocalDocsService:
+    def __init__(self, settings: LocalDocsSettings) -> None:
+        self.settings = settings
+        self.redis: aioredis.Redis = aioredis.Redis.from_url(
+            settings.redis_url,
+            decode_responses=True,
+            socket_timeout=settings.upstream_timeout_s,
+            socket_connect_timeout=5,
+        )
+        self.http = httpx.AsyncClient(
+            base_url=settings.inference_url.rstrip("/"), timeout=settings.upstream_timeout_s
+        )
+        self.celery = Celery("llmserver_localdocs", broker=settings.redis_url)
+        self.celery.conf.update(
+            task_serializer="json",
+            broker_connection_timeout=5,
+            broker_connection_retry=False,
+        )
+        self._weaviate: weaviate.WeaviateClient | None = None
+        self._chunks: WeaviateCollection | None = None
+        self._weaviate_lock = threading.Lock()
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        await self.redis.aclose()
+        with self._weaviate_lock:
+            if self._weaviate is not None:
+                self._weaviate.close()
+                self._weaviate = None
+                self._chunks = None
+
+    # -- upstreams ------------------------------------------------------------------------
+
+    def _chunks_collection_sync(self) -> WeaviateCollection:
+        with self._weaviate_lock:
+            if self._weaviate is not None and not self._weaviate.is_connected():
+                self._weaviate.close()
+                self._weaviate = None
+                self._chunks = None
+            if self._chunks is None:
+                client = docstore.connect_weaviate(
+                    self.settings.weaviate_url,
+                    self.settings.weaviate_grpc_port,
+                    self.settings.weaviate_api_key,
+                    timeout_s=self.settings.upstream_timeout_s,
+                )
+                self._weaviate = client
+                self._chunks = docstore.ensure_schema(client)
+            return self._chunks
+
+    async def _in_weaviate(self, work: Any, *args: Any) -> Any:
+        """Run a docstore call against the chunks collection in a thread (the client is sync)."""
+
+        def run() -> Any:
+            return work(self._chunks_collection_sync(), *args)
+
+        try:
+            return await to_thread.run_sync(run)
+        except APIError:
+            raise
+        except Exception as exc:
+            logger.warning("weaviate call failed: %s", exc.__class__.__name__)
+            with self._weaviate_lock:
+                # Drop the client: the next call reconnects.
+                if self._weaviate is not None:
+                    self._weaviate.close()
+                self._weaviate = None
+                self._chunks = None
+            raise unavailable("Weaviate") from exc
+
+    async def _send(self, task_name: str, args: list[Any]) -> None:
+        def send() -> None:
+            self.celery.send_task(
+                task_name,
+                args=args,
+                queue=docstore.INDEX_QUEUE,
+                retry=True,
+                retry_policy={
+                    "max_retries": 2,
+                    "interval_start": 0,
+                    "interval_step": 0.5,
+                    "interval_max": 1,
+                },
+            )
+
+        try:
+            await to_thread.run_sync(send)
+        except Exception as exc:
+            logger.warning("could not queue %s: %s", task_name, exc.__class__.__name__)
+            raise unavailable("The indexing queue (Redis)") from exc
+
+    async def health(self) -> dict[str, str]:
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.wait_for(self.redis.ping(), timeout=3)
+            checks["redis"] = "ok"
+        except (RedisError, OSError, TimeoutError):
+            checks["redis"] = "unavailable"
+
+        def weaviate_ready() -> bool:
+            self._chunks_collection_sync()
+            assert self._weaviate is not None
+            return bool(self._weaviate.is_ready())
+
+        try:
+            ready = await asyncio.wait_for(to_thread.run_sync(weaviate_ready), timeout=10)
+            checks["weaviate"] = "ok" if ready else "unavailable"
+        except Exception:
+            with self._weaviate_lock:
+                if self._weaviate is not None:
+                    self._weaviate.close()
+                self._weaviate = None
+                self._chunks = None
+            checks["weaviate"] = "unavailable"
+        return checks
+
+    # -- records --------------------------------------------------------------------------
+
+    def _resolve_paths(self, paths: Sequence[str]) -> list[str]:
+        if len(paths) > self.settings.max_paths_per_request:
+            raise invalid_request(
+                f"At most {self.settings.max_paths_per_request} paths per request.",
+                param="paths",
+            )
+        resolved: list[str] = []
+        for raw in paths:
+            try:
+                real = docstore.resolve_allowed_path(raw, self.settings.allowed_roots)
+            except docstore.PathNotAllowed as exc:
+                raise invalid_request(
+                    f"Path not allowed: {exc}.", param="paths", code="path_not_allowed"
+                ) from None
+            if not (real.is_dir() or real.is_file()):
+                raise invalid_request(
+                    f"Path not allowed: '{raw}' is neither a folder nor a file.",
+                    param="paths",
+                    code="path_not_allowed",
+                )
+            if str(real) not in resolved:
+                resolved.append(str(real))
+        return resolved
+
+    async def _redis_call(self, coro: Any) -> Any:
+        try:
+            return await coro
+        except (RedisError, OSError) as exc:
+            logger.warning("redis call failed: %s", exc.__class__.__name__)
+            raise unavailable("Redis") from exc
+
+    async def _record(self, name: str) -> dict[str, str]:
+        record = await self._redis_call(self.redis.hgetall(docstore.collection_key(name)))
+        if not record or not record.get("uid"):
+            raise collection_not_found(name)
+        return docstore.decode_hash(record)
+
+    async def _files(self, name: str) -> list[FileRecord]:
+        raw = await self._redis_call(self.redis.hvals(docstore.files_key(name)))
+        return [FileRecord.from_json(item) for item in raw]
+
+    def _view(self, record: dict[str, str], files: list[FileRecord]) -> dict[str, Any]:
+        progress = docstore.summarize_progress(record.get("scan_state", docstore.SCAN_DONE), files)
+        return {
+            "name": record["name"],
+            "paths": json.loads(record.get("paths", "[]")),
+            "embedding_model": record.get("embedding_model")
+            or self.settings.embedding_model
+            or None,
+            **progress,
+            "error": record.get("scan_error") or None,
+            "created_at": record.get("created_at"),
+            "updated_at": record.get("updated_at"),
+        }
+
+    # -- collections ----------------------------------------------------------------------
+
+    async def create_collection(self, name: str, paths: Sequence[str]) -> dict[str, Any]:
+        validate_name(name)
+        resolved = self._resolve_paths(paths)
+        added = await self._redis_call(self.redis.sadd(docstore.COLLECTIONS_SET_KEY, name))
+        if not added:
+            raise APIError(
+                409,
+                f"A collection named '{name}' already exists.",
+                param="name",
+                code="collection_exists",
+            )
+        uid = uuid.uuid4().hex
+        now = docstore.utc_now_iso()
+        record = {
+            "name": name,
+            "uid": uid,
+            "paths": json.dumps(resolved),
+            "created_at": now,
+            "updated_at": now,
+            "scan_state": docstore.SCAN_SCANNING,
+            "scan_error": "",
+        }
+        if self.settings.embedding_model:
+            record["embedding_model"] = self.settings.embedding_model
+        try:
+            # Chunks an earlier collection of this name may have left (a delete that raced).
+            await self._in_weaviate(docstore.delete_collection_chunks, name)
+            await self._redis_call(self.redis.hset(docstore.collection_key(name), mapping=record))
+        except APIError:
+            await self.redis.srem(docstore.COLLECTIONS_SET_KEY, name)
+            raise
+        await self._send(docstore.TASK_SCAN_COLLECTION, [name, uid, {}])
+        logger.info("collection %s created with %d paths", name, len(resolved))
+        return self._view(record, [])
+
+    async def list_collections(self) -> list[dict[str, Any]]:
+        names = await self._redis_call(self.redis.smembers(docstore.COLLECTIONS_SET_KEY))
+        views = []
+        for name in sorted(names):
+            try:
+                views.append(await self.get_collection(name))
+            except APIError as exc:
+                if exc.status_code != 404:
+                    raise
+        return views
+
+    async def get_collection(self, name: str) -> dict[str, Any]:
+        record = await self._record(name)
+        return self._view(record, await self._files(name))
+
+    async def list_files(self, name: str) -> list[dict[str, Any]]:
+        await self._record(name)
+        files = sorted(await self._files(name), key=lambda record: record.path)
+        return [record.public() for record in files]
+
+    async def add_paths(self, name: str, paths: Sequence[str]) -> dict[str, Any]:
+        record = await self._record(name)
+        resolved = self._resolve_paths(paths)
+        current: list[str] = json.loads(record.get("paths", "[]"))
+        merged = current + [path for path in resolved if path not in current]
+        await self._redis_call(
+            self.redis.hset(
+                docstore.collection_key(name),
+                mapping={
+                    "paths": json.dumps(merged),
+                    "scan_state": docstore.SCAN_SCANNING,
+                    "updated_at": docstore.utc_now_iso(),
+                },
+            )
+        )
+        await self._send(docstore.TASK_SCAN_COLLECTION, [name, record["uid"], {}])
+        return await self.get_collection(name)
+
+    async def reindex(self, name: str) -> dict[str, Any]:
+        record = await self._record(name)
+        await self._redis_call(
+            self.redis.hset(
+                docstore.collection_key(name),
+                mapping={
+                    "scan_state": docstore.SCAN_SCANNING,
+                    "updated_at": docstore.utc_now_iso(),
+                },
+            )
+        )
+        await self._send(
+            docstore.TASK_SCAN_COLLECTION, [name, record["uid"], {"retry_failed": True}]
+        )
+        return await self.get_collection(name)
+
+    async def delete_collection(self, name: str) -> None:
+        await self._record(name)
+        # Redis first: workers check the record and stop, or take back what they wrote.
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.srem(docstore.COLLECTIONS_SET_KEY, name)
+        pipe.delete(docstore.collection_key(name), docstore.files_key(name))
+        await self._redis_call(pipe.execute())
+        await self._in_weaviate(docstore.delete_collection_chunks, name)
+        active = await self.get_active()
+        if name in active:
+            await self._store_active([n for n in active if n != name])
+        logger.info("collection %s deleted", name)
+
+    async def rescan_all(self) -> int:
+        """Queue a scan of every collection not already scanning (the periodic rescan)."""
+        names = await self._redis_call(self.redis.smembers(docstore.COLLECTIONS_SET_KEY))
+        queued = 0
+        for name in sorted(names):
+            record = docstore.decode_hash(
+                await self._redis_call(self.redis.hgetall(docstore.collection_key(name)))
+            )
+            if not record.get("uid") or record.get("scan_state") == docstore.SCAN_SCANNING:
+                continue
+            await self._send(docstore.TASK_SCAN_COLLECTION, [name, record["uid"], {}])
+            queued += 1
+        return queued
+
+    # -- active set -----------------------------------------------------------------------
+
+    async def get_active(self) -> list[str]:
+        raw = await self._redis_call(self.redis.get(docstore.ACTIVE_KEY))
+        names: list[str] = json.loads(raw) if raw else []
+        existing = await self._redis_call(self.redis.smembers(docstore.COLLECTIONS_SET_KEY))
+        return [name for name in names if name in existing]
+
+    async def _store_active(self, names: list[str]) -> None:
+        await self._redis_call(self.redis.set(docstore.ACTIVE_KEY, json.dumps(names)))
+
+    async def set_active(self, names: Sequence[str]) -> list[str]:
+        unique: list[str] = []
+        for name in names:
+            validate_name(name, param="collections")
+            if name not in unique:
+                unique.append(name)
+        for name in unique:
+            await self._record(name)
+        await self._store_active(unique)
+        return unique
+
+    # -- search ---------------------------------------------------------------------------
+
+    async def _embed_query(self, query: str, model: str | None) -> list[float]:
+        payload: dict[str, Any] = {"input": query, "input_type": "query"}
+        if model:
+            payload["model"] = model
+        try:
+            response = await self.http.post("/v1/embeddings", json=payload)
+        except httpx.TimeoutException as exc:
+            raise APIError(504, "The inference service timed out embedding the query.") from exc
+        except httpx.HTTPError as exc:
+            raise unavailable("The inference service") from exc
+        if response.status_code != 200:
+            if response.status_code >= 500 or response.status_code == 429:
+                raise unavailable("The inference service")
+            try:
+                message = str(response.json()["error"]["message"])
+            except (ValueError, KeyError, TypeError):
+                message = f"HTTP {response.status_code}"
+            raise APIError(502, f"The query could not be embedded: {message}")
+        return list(response.json()["data"][0]["embedding"])
+
+    async def search(
+        self, query: str, collections: Sequence[str] | None, k: int | None
+    ) -> list[dict[str, Any]]:
+        if not query.strip():
+            raise invalid_request("The query is empty.", param="query")
+        if k is not None and k > self.settings.search_max_k:
+            raise invalid_request(f"k is at most {self.settings.search_max_k}.", param="k")
+        limit = k or self.settings.search_k
+        names = list(dict.fromkeys(collections)) if collections else await self.get_active()
+        if not names:
+            return []
+        by_model: dict[str | None, list[str]] = {}
+        for name in names:
+            validate_name(name, param="collections")
+            record = await self._record(name)
+            model = record.get("embedding_model") or self.settings.embedding_model or None
+            by_model.setdefault(model, []).append(name)
+        references: list[dict[str, Any]] = []
+        # Each collection is queried with the model its chunks were embedded with.
+        for model, group in by_model.items():
+            vector = await self._embed_query(query, model)
+            references.extend(
+                await self._in_weaviate(
+                    lambda chunks, v=vector, g=group: docstore.hybrid_search(
+                        chunks, query, v, g, k=limit, alpha=self.settings.search_alpha
+                    )
+                )
+            )
+        references.sort(key=lambda ref: ref["score"] or 0.0, reverse=True)
+        return references[:limit]
