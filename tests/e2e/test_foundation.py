@@ -36,8 +36,9 @@ def test_models_lists_the_default_chat_model(stack: Stack) -> None:
 def test_seed_curl_example_returns_generated_text(stack: Stack) -> None:
     # Exactly the seed's example: no Content-Type header, so curl labels the JSON as a form.
     body = (
-        '{\n"model": "%s",\n"messages": [{"role":"user","content":"Who is Lionel Messi?"}],\n'
-        '"max_tokens": 50,\n"temperature": 0.28\n}' % DEFAULT_CHAT_MODEL
+        '{\n"model": "' + DEFAULT_CHAT_MODEL + '",\n'
+        '"messages": [{"role":"user","content":"Who is Lionel Messi?"}],\n'
+        '"max_tokens": 50,\n"temperature": 0.28\n}'
     )
     completed = subprocess.run(
         ["curl", "-s", "-X", "POST", f"{stack.url('gateway')}/v1/chat/completions", "-d", body],
@@ -127,7 +128,8 @@ def test_devstack_run_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> N
     # Nothing keeps listening on the stack's ports once it stopped.
     listening = _listening_ports()
     still_open = [
-        name for name, port in ports.__dict__.items()
+        name
+        for name, port in ports.__dict__.items()
         if port in listening and name != "weaviate_grpc"
     ]
     assert still_open == []

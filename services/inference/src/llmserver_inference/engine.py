@@ -42,6 +42,9 @@ def ensure_backend() -> None:
     global _backend_ready
     with _backend_lock:
         if not _backend_ready:
+            # llama.cpp's own log lines go through this logger; keep only its warnings.
+            if not logger.isEnabledFor(logging.DEBUG):
+                logging.getLogger("llama-cpp-python").setLevel(logging.WARNING)
             llama_cpp.llama_backend_init()
             _backend_ready = True
 
