@@ -4,7 +4,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-unit test-e2e lint format bench up down clean
+.PHONY: setup run test test-unit test-e2e soak lint format bench up down clean
 
 setup:
 	$(PYTHON) -m devstack install
@@ -20,6 +20,9 @@ test-unit: setup
 
 test-e2e: setup
 	$(VPY) -m pytest -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+
+soak: setup
+	$(VPY) -m pytest -p no:cacheprovider tests/soak $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .
