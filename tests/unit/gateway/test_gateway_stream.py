@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from gateway_fakes import MODELS, chat_chunk, make_settings
 
@@ -203,3 +203,41 @@ def test_replica_dying_mid_stream_ends_with_error_event(serve: Callable[[Any], s
     error = json.loads(events[-2].removeprefix("data: "))["error"]
     assert error["code"] == "upstream_error" and "127.0.0.1" not in error["message"]
     assert events[-1] == "data: [DONE]"
+
+
+def test_client_disconnect_abandons_non_streamed_request(serve: Callable[[Any], str]) -> None:
+    upstream = FastAPI()
+    upstream_saw_disconnect = threading.Event()
+
+    @upstream.post("/v1/chat/completions")
+    async def slow_chat(request: Request) -> JSONResponse:
+        for _ in range(400):  # a long generation: at most 20 s
+            if await request.is_disconnected():
+                upstream_saw_disconnect.set()
+                break
+            await asyncio.sleep(0.05)
+        return JSONResponse({"choices": []})
+
+    @upstream.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {"object": "list", "data": MODELS}
+
+    @upstream.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app = create_app(make_settings(inference_urls=[serve(upstream)]))
+    gateway_url = serve(app)
+    body = chat_request(stream=False)
+    try:
+        early = httpx.post(f"{gateway_url}/v1/chat/completions", json=body, timeout=1.0)
+        raise AssertionError(f"the slow upstream answered early: {early.text}")
+    except httpx.ReadTimeout:
+        pass  # the client gave up and closed its connection
+    assert upstream_saw_disconnect.wait(timeout=10)
+    replica = app.state.pool.replicas[0]
+    for _ in range(100):
+        if replica.in_flight == 0:
+            break
+        threading.Event().wait(0.05)
+    assert replica.in_flight == 0

@@ -8,13 +8,13 @@ import logging
 from collections.abc import AsyncIterator
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 
 from llmserver_common.errors import install_error_handlers
 from llmserver_gateway.metrics import GatewayMetrics, MetricsMiddleware
 from llmserver_gateway.replicas import ReplicaPool
-from llmserver_gateway.router import router
+from llmserver_gateway.router import ClientGone, router
 from llmserver_gateway.security import APIKeyMiddleware
 from llmserver_gateway.service import GatewayService
 from llmserver_gateway.settings import GatewaySettings
@@ -68,6 +68,12 @@ def create_app(
     app.state.metrics = metrics
     app.state.service = service
     install_error_handlers(app)
+
+    async def client_gone(_request: Request, _exc: Exception) -> Response:
+        # Nobody reads this; 499 (nginx's "client closed request") keeps the metrics honest.
+        return Response(status_code=499)
+
+    app.add_exception_handler(ClientGone, client_gone)
     app.include_router(router)
 
     # Added innermost first: the last one added wraps all the others.

@@ -7,6 +7,7 @@ import json
 import logging
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -40,6 +41,12 @@ logger = logging.getLogger(__name__)
 router = APIRouter()
 
 _ONLY_POST = "Only POST requests are accepted."
+
+
+class ClientGone(Exception):
+    """The client disconnected before the answer was ready; nobody is left to answer."""
+
+
 _LOCALDOCS_HEADER = "X-LocalDocs-Status"
 
 
@@ -97,7 +104,7 @@ async def chat_completions(request: Request, service: ServiceDep) -> Response:
     if parsed.stream:
         return await _stream(service, "/v1/chat/completions", body, retrieval, headers, True)
     try:
-        _, content = await service.call_inference("POST", "/v1/chat/completions", body)
+        content = await _generate(request, service, "/v1/chat/completions", body)
     except UpstreamErrorAnswer as answer:
         answer.response.headers.update(headers)
         return answer.response
@@ -118,7 +125,7 @@ async def completions(request: Request, service: ServiceDep) -> Response:
     if parsed.stream:
         return await _stream(service, "/v1/completions", body, Retrieval(), {}, False)
     try:
-        _, content = await service.call_inference("POST", "/v1/completions", body)
+        content = await _generate(request, service, "/v1/completions", body)
     except UpstreamErrorAnswer as answer:
         return answer.response
     try:
@@ -137,9 +144,7 @@ async def embeddings(request: Request, service: ServiceDep) -> Response:
     else:
         data.pop("model", None)  # inference picks its default embedding model
     try:
-        _, content = await service.call_inference(
-            "POST", "/v1/embeddings", json.dumps(data).encode()
-        )
+        content = await _generate(request, service, "/v1/embeddings", json.dumps(data).encode())
     except UpstreamErrorAnswer as answer:
         return answer.response
     return Response(content, media_type="application/json")
@@ -156,6 +161,35 @@ async def embeddings(request: Request, service: ServiceDep) -> Response:
 )
 async def only_post() -> None:
     raise APIError(405, _ONLY_POST, headers={"Allow": "POST"})
+
+
+async def _generate(request: Request, service: GatewayService, path: str, body: bytes) -> bytes:
+    """A non-streamed inference call that is abandoned if the client goes away meanwhile.
+
+    Abandoning closes the upstream connection, which lets inference drop the generation instead
+    of computing an answer nobody will read.
+    """
+    content: bytes | None = None
+    failure: Exception | None = None
+    async with anyio.create_task_group() as group:
+
+        async def watch_disconnect() -> None:
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            logger.info("client disconnected; abandoning the upstream request")
+            group.cancel_scope.cancel()
+
+        group.start_soon(watch_disconnect)
+        try:
+            _, content = await service.call_inference("POST", path, body)
+        except Exception as exc:  # re-raised below: a task group would wrap it in a group
+            failure = exc
+        group.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    if content is None:
+        raise ClientGone()
+    return content
 
 
 async def _stream(

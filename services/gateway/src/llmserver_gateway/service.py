@@ -199,6 +199,9 @@ class GatewayService:
                 self.metrics.upstream_errors.labels("inference", "transport").inc()
                 logger.warning("inference request failed: %s", type(exc).__name__)
                 raise self.unavailable("inference") from None
+            except BaseException:  # cancelled (the client left): the slot must not leak
+                self.release(replica)
+                raise
             if response.status_code >= 500:
                 self.metrics.upstream_errors.labels("inference", "status").inc()
             return response, replica
