@@ -566,3 +566,13 @@ def test_settings_parse_comma_separated_lists() -> None:
     assert settings.api_key is None
     with pytest.raises(ValueError):
         GatewaySettings(localdocs_context_template="no message placeholder {snippets}")
+
+
+def test_openapi_docs_describe_request_bodies(gateway: Gateway) -> None:
+    client = gateway()
+    assert client.get("/docs").status_code == 200
+    document = client.get("/openapi.json").json()
+    body = document["paths"]["/v1/chat/completions"]["post"]["requestBody"]
+    ref = body["content"]["application/json"]["schema"]["$ref"]
+    schema = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert {"messages", "model", "localdocs", "stream"} <= set(schema["properties"])

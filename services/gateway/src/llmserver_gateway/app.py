@@ -6,15 +6,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 
 from llmserver_common.errors import install_error_handlers
 from llmserver_gateway.metrics import GatewayMetrics, MetricsMiddleware
 from llmserver_gateway.replicas import ReplicaPool
-from llmserver_gateway.router import ClientGone, router
+from llmserver_gateway.router import DOCUMENTED_BODIES, ClientGone, router
 from llmserver_gateway.security import APIKeyMiddleware
 from llmserver_gateway.service import GatewayService
 from llmserver_gateway.settings import GatewaySettings
@@ -75,6 +77,23 @@ def create_app(
 
     app.add_exception_handler(ClientGone, client_gone)
     app.include_router(router)
+
+    def openapi() -> dict[str, Any]:
+        # Generation routes read their body raw (JSON whatever the Content-Type), so FastAPI
+        # does not know its schema: add the pydantic models' schemas to /docs ourselves.
+        if app.openapi_schema is None:
+            document = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            )
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            for model in DOCUMENTED_BODIES:
+                schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                schemas.update(schema.pop("$defs", {}))
+                schemas[model.__name__] = schema
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     # Added innermost first: the last one added wraps all the others.
     if settings.api_key is not None:

@@ -11,6 +11,7 @@ import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 
 from llmserver_common.errors import APIError
 from llmserver_gateway.relay import StreamRelay
@@ -83,7 +84,24 @@ async def get_model(name: str, service: ServiceDep) -> dict[str, Any]:
 # -- generation --------------------------------------------------------------------------------
 
 
-@router.post("/v1/chat/completions", tags=["generation"])
+def _documented_body(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI text for a body the route reads raw (see app.py, which adds the schemas)."""
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+DOCUMENTED_BODIES: list[type[BaseModel]] = [
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+]
+
+
+@router.post(
+    "/v1/chat/completions",
+    tags=["generation"],
+    openapi_extra=_documented_body(ChatCompletionRequest),
+)
 async def chat_completions(request: Request, service: ServiceDep) -> Response:
     data = await _json_body(request, service)
     parsed = validate(ChatCompletionRequest, data)
@@ -116,7 +134,9 @@ async def chat_completions(request: Request, service: ServiceDep) -> Response:
     return JSONResponse(result, headers=headers)
 
 
-@router.post("/v1/completions", tags=["generation"])
+@router.post(
+    "/v1/completions", tags=["generation"], openapi_extra=_documented_body(CompletionRequest)
+)
 async def completions(request: Request, service: ServiceDep) -> Response:
     data = await _json_body(request, service)
     parsed = validate(CompletionRequest, data)
@@ -135,7 +155,9 @@ async def completions(request: Request, service: ServiceDep) -> Response:
     return Response(content, media_type="application/json")
 
 
-@router.post("/v1/embeddings", tags=["embeddings"])
+@router.post(
+    "/v1/embeddings", tags=["embeddings"], openapi_extra=_documented_body(EmbeddingRequest)
+)
 async def embeddings(request: Request, service: ServiceDep) -> Response:
     data = await _json_body(request, service)
     parsed = validate(EmbeddingRequest, data)
@@ -242,11 +264,6 @@ def _count_tokens(service: GatewayService, result: Any) -> None:
 # -- LocalDocs management: forwarded unchanged ---------------------------------------------
 
 
-@router.api_route(
-    "/v1/localdocs/{path:path}",
-    methods=["GET", "POST", "PUT", "DELETE", "PATCH"],
-    tags=["localdocs"],
-)
 async def localdocs(path: str, request: Request, service: ServiceDep) -> Response:
     body = await read_body(request, service.settings.max_body_bytes)
     upstream = await service.call_localdocs(
@@ -263,6 +280,17 @@ async def localdocs(path: str, request: Request, service: ServiceDep) -> Respons
         status_code=upstream.status_code,
         headers=headers,
         media_type=upstream.headers.get("content-type", "application/json"),
+    )
+
+
+for _method in ("GET", "POST", "PUT", "DELETE", "PATCH"):
+    # One registration per method: a shared one would give /docs duplicate operation ids.
+    router.add_api_route(
+        "/v1/localdocs/{path:path}",
+        localdocs,
+        methods=[_method],
+        operation_id=f"localdocs_{_method.lower()}",
+        tags=["localdocs"],
     )
 
 
