@@ -156,13 +156,16 @@ def test_bad_json_is_400(gateway: Gateway, content: bytes, message_part: str) ->
         (chat_body(max_tokens="ten"), "max_tokens"),
         (chat_body(stream="yes"), "stream"),
         (chat_body(model=5), "model"),
-        (chat_body(localdocs={"collections": "manuals"}), "localdocs"),
+        (chat_body(localdocs={"collections": "manuals"}), "localdocs.collections"),
+        (chat_body(localdocs={"k": 0}), "localdocs.k"),
+        (chat_body(stop=5), "stop"),
+        (chat_body(messages=[{"role": "user", "content": 5}]), "messages.0.content"),
     ],
 )
 def test_wrong_types_are_400_not_422(gateway: Gateway, body: dict[str, Any], param: str) -> None:
     error = assert_envelope(gateway().post("/v1/chat/completions", json=body), 400)
     assert error["type"] == "invalid_request_error"
-    assert error["param"] is not None and error["param"].startswith(param)
+    assert error["param"] == param
 
 
 def test_get_on_completion_paths_is_405_only_post(gateway: Gateway) -> None:
@@ -321,6 +324,12 @@ def test_localdocs_absent_uses_active_collections(gateway: Gateway, upstreams: U
     assert response.json()["choices"][0]["references"] == [REFERENCE]
     search = json.loads(upstreams.localdocs.requests[-1][3])
     assert search == {"query": "Hi", "collections": ["manuals"], "k": 3}
+
+
+def test_localdocs_true_means_active_collections(gateway: Gateway, upstreams: Upstreams) -> None:
+    upstreams.localdocs.active = ["manuals"]
+    response = gateway().post("/v1/chat/completions", json=chat_body(localdocs=True))
+    assert response.json()["choices"][0]["references"] == [REFERENCE]
 
 
 def test_localdocs_false_turns_retrieval_off(gateway: Gateway, upstreams: Upstreams) -> None:

@@ -126,7 +126,10 @@ async def chat_completions(request: Request, service: ServiceDep) -> Response:
     except UpstreamErrorAnswer as answer:
         answer.response.headers.update(headers)
         return answer.response
-    result = json.loads(content)
+    try:
+        result = json.loads(content)
+    except ValueError:
+        raise APIError(502, "The inference service sent an unreadable answer.") from None
     for choice in result.get("choices") or []:
         if isinstance(choice, dict):
             choice["references"] = retrieval.references

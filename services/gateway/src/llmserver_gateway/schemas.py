@@ -55,8 +55,8 @@ class _SamplingFields(_Open):
 class ChatCompletionRequest(_SamplingFields):
     messages: list[ChatMessage] = Field(min_length=1)
     response_format: dict[str, Any] | None = None
-    # Absent: the server-wide active collections; false: off; an object: these collections.
-    localdocs: LocalDocsOptions | Literal[False] | None = None
+    # Absent (or true): the server-wide active collections; false: off; an object: these.
+    localdocs: LocalDocsOptions | StrictBool | None = None
 
 
 class CompletionRequest(_SamplingFields):

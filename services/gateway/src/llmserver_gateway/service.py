@@ -69,13 +69,24 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     return data
 
 
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "none"})
+
+
 def validate(model: type[ModelT], data: dict[str, Any]) -> ModelT:
     """Validate with pydantic; a failure is a 400 naming the field (never FastAPI's 422)."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
-        param = ".".join(str(part) for part in first["loc"]) or None
+        # Union members show up in the location as type names ("LocalDocsOptions", "str"):
+        # the client only needs the path of field names and list indexes.
+        parts = [
+            str(part)
+            for part in first["loc"]
+            if isinstance(part, int)
+            or (part.isidentifier() and part.islower() and part not in _TYPE_TAGS)
+        ]
+        param = ".".join(parts) or None
         message = first["msg"]
         if first["type"] == "missing" and param:
             raise invalid_request(f"Missing required parameter: '{param}'.", param) from None
@@ -356,6 +367,7 @@ class GatewayService:
         """Search LocalDocs for a chat request. Localdocs being down degrades, never fails."""
         if options is False or not query:
             return Retrieval()
+        # true means the same as absent: the server-wide active collections.
         options = options if isinstance(options, LocalDocsOptions) else LocalDocsOptions()
         k = options.k or self.settings.localdocs_k
         try:
