@@ -31,6 +31,8 @@ def create_app(
     settings.warn_if_exposed()
     client = httpx.AsyncClient(
         transport=transport,
+        # Upstreams are internal addresses: never send them through a proxy from the env.
+        trust_env=False,
         # Many concurrent streams are normal; keep connections to the replicas alive.
         limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
         timeout=httpx.Timeout(settings.inference_timeout_s, connect=settings.connect_timeout_s),
