@@ -34,6 +34,7 @@ FILLER = (
 INDEXED_FILES = ["handbook.pdf", "society.docx", "page.html", "notes.md", "plain.txt"]
 FAILED_FILES = ["corrupt.pdf", "junk.bin"]
 READY_TIMEOUT_S = 420.0
+CHAT_MODEL = "Gemma 3 270M"
 
 
 def make_pdf(path: Path) -> None:
@@ -139,6 +140,20 @@ def _wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> N
     pytest.fail(f"timed out waiting for {what}")
 
 
+def _weaviate_chunks_per_file(stack: Any, name: str, paths: list[str]) -> dict[str, int]:
+    """Chunks per file as Weaviate holds them (not as the progress records say)."""
+    from llmserver_common import docstore
+
+    client = docstore.connect_weaviate(
+        stack.url("weaviate"), stack.weaviate_grpc_port, stack.weaviate_api_key
+    )
+    try:
+        chunks = docstore.ensure_schema(client)
+        return {Path(path).name: docstore.count_chunks(chunks, name, path) for path in paths}
+    finally:
+        client.close()
+
+
 def _unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
@@ -212,6 +227,7 @@ def test_chat_through_the_gateway_returns_the_page_three_reference(
     stack: Any, indexed: dict
 ) -> None:
     body = {
+        "model": CHAT_MODEL,
         "messages": [{"role": "user", "content": PAGE3_QUERY}],
         "max_tokens": 8,
         "temperature": 0,
@@ -292,7 +308,10 @@ def test_reindex_unchanged_adds_nothing_and_removed_file_is_dropped(stack: Any) 
         assert client.post(f"/v1/localdocs/collections/{name}/reindex").status_code == 200
         second = _wait_ready(client, name)
         assert second["chunks"] == first["chunks"]
-        assert {k: v["chunks"] for k, v in _files_by_name(client, name).items()} == chunks_before
+        files = _files_by_name(client, name)
+        assert {k: v["chunks"] for k, v in files.items()} == chunks_before
+        paths = [entry["path"] for entry in files.values()]
+        assert _weaviate_chunks_per_file(stack, name, paths) == chunks_before
         # The search index holds no duplicate either: the same query returns distinct chunks.
         hits = client.post(
             "/v1/localdocs/search",
@@ -311,15 +330,19 @@ def test_reindex_unchanged_adds_nothing_and_removed_file_is_dropped(stack: Any) 
             json={"query": "tortoise Quentin dandelions", "collections": [name], "k": 10},
         ).json()["data"]
         assert not [hit for hit in hits if hit["file"] == "plain.txt"]
+        assert _weaviate_chunks_per_file(stack, name, paths)["plain.txt"] == 0
 
         assert client.delete(f"/v1/localdocs/collections/{name}").status_code == 200
         assert client.get(f"/v1/localdocs/collections/{name}").status_code == 404
 
 
+LEDGERS = 40
+
+
 def test_worker_killed_mid_collection_ends_with_every_file_once(stack: Any) -> None:
     folder = Path(stack.docs_root) / _unique("kill")
     folder.mkdir(parents=True)
-    for number in range(24):
+    for number in range(LEDGERS):
         sentences = " ".join(
             f"Ledger {number} line {line}: the heron counted {number * 7 + line} pebbles."
             for line in range(40)
@@ -338,7 +361,7 @@ def test_worker_killed_mid_collection_ends_with_every_file_once(stack: Any) -> N
         )
         clean = _wait_ready(client, clean_name)
         clean_chunks = {k: v["chunks"] for k, v in _files_by_name(client, clean_name).items()}
-        assert clean["files_indexed"] == 25
+        assert clean["files_indexed"] == LEDGERS + 1
 
         assert (
             client.post(
@@ -358,10 +381,16 @@ def test_worker_killed_mid_collection_ends_with_every_file_once(stack: Any) -> N
         killed = _wait_ready(client, killed_name)
         killed_chunks = {k: v["chunks"] for k, v in _files_by_name(client, killed_name).items()}
 
-        assert killed["files_indexed"] == 25, (midway, killed)
+        assert killed["files_indexed"] == LEDGERS + 1, (midway, killed)
         assert killed["files_failed"] == 0
         assert killed_chunks == clean_chunks
         assert killed["chunks"] == clean["chunks"]
+        paths = [
+            entry["path"]
+            for entry in client.get(f"/v1/localdocs/collections/{killed_name}/files").json()["data"]
+        ]
+        # What Weaviate holds, file by file: the same as the clean run, nothing twice.
+        assert _weaviate_chunks_per_file(stack, killed_name, paths) == clean_chunks
         # Weaviate holds exactly one copy of each chunk: ask for more than exist of one file.
         hits = client.post(
             "/v1/localdocs/search",
