@@ -252,6 +252,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=1800.0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
 
     stack = None
     if os.environ.get("LOCALDOCS_BENCH_URL"):
