@@ -7,6 +7,7 @@ holds the names) and reads the progress the workers write to Redis.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -146,6 +147,22 @@ class LocalDocsService:
             logger.warning("could not queue %s: %s", task_name, exc.__class__.__name__)
             raise unavailable("The indexing queue (Redis)") from exc
 
+    async def _queue_scan(self, name: str, uid: str, options: dict[str, Any]) -> None:
+        """Queue a scan; if the queue is down, say so on the collection instead of leaving it
+        'indexing' for ever (a reindex, or the periodic rescan, queues it again)."""
+        try:
+            await self._send(docstore.TASK_SCAN_COLLECTION, [name, uid, options])
+        except APIError:
+            with contextlib.suppress(RedisError, OSError):
+                await self.redis.hset(
+                    docstore.collection_key(name),
+                    mapping={
+                        "scan_state": docstore.SCAN_ERROR,
+                        "scan_error": "the scan could not be queued; reindex to try again",
+                    },
+                )
+            raise
+
     async def health(self) -> dict[str, str]:
         checks: dict[str, str] = {}
         try:
@@ -259,9 +276,10 @@ class LocalDocsService:
             await self._in_weaviate(docstore.delete_collection_chunks, name)
             await self._redis_call(self.redis.hset(docstore.collection_key(name), mapping=record))
         except APIError:
-            await self.redis.srem(docstore.COLLECTIONS_SET_KEY, name)
+            with contextlib.suppress(RedisError, OSError):
+                await self.redis.srem(docstore.COLLECTIONS_SET_KEY, name)
             raise
-        await self._send(docstore.TASK_SCAN_COLLECTION, [name, uid, {}])
+        await self._queue_scan(name, uid, {})
         logger.info("collection %s created with %d paths", name, len(resolved))
         return self._view(record, [])
 
@@ -300,7 +318,7 @@ class LocalDocsService:
                 },
             )
         )
-        await self._send(docstore.TASK_SCAN_COLLECTION, [name, record["uid"], {}])
+        await self._queue_scan(name, record["uid"], {})
         return await self.get_collection(name)
 
     async def reindex(self, name: str) -> dict[str, Any]:
@@ -314,9 +332,7 @@ class LocalDocsService:
                 },
             )
         )
-        await self._send(
-            docstore.TASK_SCAN_COLLECTION, [name, record["uid"], {"retry_failed": True}]
-        )
+        await self._queue_scan(name, record["uid"], {"retry_failed": True})
         return await self.get_collection(name)
 
     async def delete_collection(self, name: str) -> None:
