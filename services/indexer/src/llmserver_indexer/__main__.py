@@ -18,6 +18,9 @@ def main(argv: list[str] | None = None) -> None:
 
     settings = IndexerSettings()
     configure_logging(settings.log_level)
+    if settings.log_level != "DEBUG":
+        # One INFO line per upstream request would drown the service's own log.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     # The readiness line ("celery@host ready.") must show whatever our level.
     logging.getLogger("celery.apps.worker").setLevel(logging.INFO)
     app = create_app(settings)

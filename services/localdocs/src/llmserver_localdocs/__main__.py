@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import uvicorn
 
 from llmserver_common.logs import configure_logging
@@ -12,6 +14,9 @@ from llmserver_localdocs.settings import LocalDocsSettings
 def main() -> None:
     settings = LocalDocsSettings()
     configure_logging(settings.log_level)
+    if settings.log_level != "DEBUG":
+        # One INFO line per upstream request would drown the service's own log.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
