@@ -177,6 +177,7 @@ def print_table(results: dict[str, Any]) -> None:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     gateway_url = os.environ.get("BENCH_GATEWAY_URL")
     inference_url = os.environ.get("BENCH_INFERENCE_URL")
     with ExitStack() as cleanup:

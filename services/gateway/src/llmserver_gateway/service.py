@@ -154,7 +154,9 @@ class GatewayService:
         self._models: list[dict[str, Any]] = []
         self._models_expire = 0.0
         self._active: list[str] = []
+        self._active_error: APIError | None = None
         self._active_expire = 0.0
+        self._localdocs_degraded = False  # to log the change of state, not every request
 
     # -- errors ---------------------------------------------------------------------------
 
@@ -342,7 +344,7 @@ class GatewayService:
             raise self.timed_out("localdocs") from None
         except httpx.HTTPError as exc:
             self.metrics.upstream_errors.labels("localdocs", "connect").inc()
-            logger.warning("localdocs request failed: %s", type(exc).__name__)
+            logger.debug("localdocs request failed: %s", type(exc).__name__)
             raise self.unavailable("localdocs") from None
         if response.status_code >= 500:
             self.metrics.upstream_errors.labels("localdocs", "status").inc()
@@ -351,14 +353,23 @@ class GatewayService:
         return response
 
     async def active_collections(self) -> list[str]:
+        """The server-wide active collections, cached briefly (failures too: no retry storm)."""
         if time.monotonic() < self._active_expire:
+            if self._active_error is not None:
+                raise self._active_error
             return self._active
-        response = await self.call_localdocs("GET", "/v1/localdocs/active")
-        if response.status_code != 200:
-            raise self.unavailable("localdocs")
-        collections = response.json().get("collections") or []
-        self._active = [str(c) for c in collections]
-        self._active_expire = time.monotonic() + self.settings.localdocs_active_cache_ttl_s
+        try:
+            response = await self.call_localdocs("GET", "/v1/localdocs/active")
+            if response.status_code != 200:
+                raise self.unavailable("localdocs")
+            collections = response.json().get("collections") or []
+            self._active = [str(c) for c in collections]
+            self._active_error = None
+        except APIError as exc:
+            self._active, self._active_error = [], exc
+            raise
+        finally:
+            self._active_expire = time.monotonic() + self.settings.localdocs_active_cache_ttl_s
         return self._active
 
     async def retrieve(
@@ -382,7 +393,9 @@ class GatewayService:
                 "POST", "/v1/localdocs/search", body=json.dumps(payload).encode()
             )
         except APIError as exc:
-            logger.warning("LocalDocs unavailable for chat (%s); answering without it", exc)
+            if not self._localdocs_degraded:
+                logger.warning("LocalDocs unavailable for chat (%s); answering without it", exc)
+            self._localdocs_degraded = True
             return Retrieval(status="unavailable")
         if 400 <= response.status_code < 500:
             # The client's mistake (unknown collection, bad name): tell them, do not hide it.
@@ -395,6 +408,9 @@ class GatewayService:
             data = response.json()["data"]
         except (ValueError, KeyError, TypeError):
             return Retrieval(status="unavailable")
+        if self._localdocs_degraded:
+            logger.info("LocalDocs is answering again")
+            self._localdocs_degraded = False
         references = [item for item in data if isinstance(item, dict)] if data else []
         return Retrieval(references=references or None, status="ok")
 
