@@ -131,12 +131,14 @@ def _files_by_name(client: httpx.Client, name: str) -> dict[str, dict]:
     return {Path(entry["path"]).name: entry for entry in response.json()["data"]}
 
 
-def _wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+def _wait_until(
+    predicate: Callable[[], bool], timeout_s: float, what: str, poll_s: float = 1.0
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if predicate():
             return
-        time.sleep(1.0)
+        time.sleep(poll_s)
     pytest.fail(f"timed out waiting for {what}")
 
 
@@ -336,7 +338,7 @@ def test_reindex_unchanged_adds_nothing_and_removed_file_is_dropped(stack: Any) 
         assert client.get(f"/v1/localdocs/collections/{name}").status_code == 404
 
 
-LEDGERS = 40
+LEDGERS = 60
 
 
 def test_worker_killed_mid_collection_ends_with_every_file_once(stack: Any) -> None:
@@ -374,9 +376,11 @@ def test_worker_killed_mid_collection_ends_with_every_file_once(stack: Any) -> N
             progress = client.get(f"/v1/localdocs/collections/{killed_name}").json()
             return progress["files_indexed"] >= 1
 
-        _wait_until(some_progress, 120, "the first indexed file")
+        _wait_until(some_progress, 120, "the first indexed file", poll_s=0.1)
         stack.kill_service("indexer")
         midway = client.get(f"/v1/localdocs/collections/{killed_name}").json()
+        # The kill really came mid-collection (else this test would prove nothing).
+        assert midway["files_indexed"] < LEDGERS + 1, midway
         stack.start_service("indexer")
         killed = _wait_ready(client, killed_name)
         killed_chunks = {k: v["chunks"] for k, v in _files_by_name(client, killed_name).items()}
