@@ -247,11 +247,16 @@ def test_echo_prepends_prompt(client: openai.OpenAI) -> None:
 
 
 def test_json_object_output_parses(client: openai.OpenAI) -> None:
+    # A worked example keeps the tiny model's object short enough to close within max_tokens.
     reply = client.chat.completions.create(
         model=CHAT,
-        messages=[{"role": "user", "content": "Give a JSON object with a name and an age."}],
+        messages=[
+            {"role": "user", "content": "JSON for Bob, 30."},
+            {"role": "assistant", "content": '{"name": "Bob", "age": 30}'},
+            {"role": "user", "content": "JSON for Ann, 25."},
+        ],
         response_format={"type": "json_object"},
-        max_tokens=60,
+        max_tokens=40,
         temperature=0,
     )
     content = reply.choices[0].message.content or ""

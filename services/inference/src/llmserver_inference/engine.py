@@ -120,18 +120,34 @@ def json_grammar(schema: dict[str, Any] | None) -> str:
         raise GrammarError(f"unsupported JSON schema: {exc}") from exc
 
 
-def build_sampler(params: SamplingParams, vocab: Any, n_vocab: int) -> Any:
-    """One sampler chain per sequence; the caller owns it (llama_sampler_free)."""
-    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-    add = llama_cpp.llama_sampler_chain_add
+@dataclass
+class Samplers:
+    """A sequence's sampler chain and, kept apart from it, its grammar sampler."""
+
+    chain: Any
+    grammar: Any | None = None
+
+    def free(self) -> None:
+        if self.grammar is not None:
+            llama_cpp.llama_sampler_free(self.grammar)
+            self.grammar = None
+        if self.chain is not None:
+            llama_cpp.llama_sampler_free(self.chain)
+            self.chain = None
+
+
+def build_sampler(params: SamplingParams, vocab: Any, n_vocab: int) -> Samplers:
+    """One sampler chain per sequence; the caller owns it (Samplers.free)."""
+    grammar = None
     if params.grammar is not None:
         grammar = llama_cpp.llama_sampler_init_grammar(
             vocab, params.grammar.encode("utf-8"), b"root"
         )
         if not grammar:
-            llama_cpp.llama_sampler_free(chain)
             raise GrammarError("the grammar could not be parsed")
-        add(chain, grammar)
+    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    samplers = Samplers(chain=chain, grammar=grammar)
+    add = llama_cpp.llama_sampler_chain_add
     if (
         params.repeat_penalty != 1.0
         or params.frequency_penalty != 0.0
@@ -149,7 +165,7 @@ def build_sampler(params: SamplingParams, vocab: Any, n_vocab: int) -> Any:
         )
     if params.temperature <= 0.0:
         add(chain, llama_cpp.llama_sampler_init_greedy())
-        return chain
+        return samplers
     if params.top_k > 0:
         add(chain, llama_cpp.llama_sampler_init_top_k(params.top_k))
     if params.top_p < 1.0:
@@ -163,7 +179,58 @@ def build_sampler(params: SamplingParams, vocab: Any, n_vocab: int) -> Any:
     if seed == 0xFFFFFFFF:
         seed = 0xFFFFFFFE
     add(chain, llama_cpp.llama_sampler_init_dist(seed))
-    return chain
+    return samplers
+
+
+_TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
+
+
+class GrammarSampling:
+    """Grammar-constrained sampling without masking the whole vocabulary on every token.
+
+    Checking a grammar against every one of a large vocabulary (Gemma: 262k) is very slow, so,
+    as llama.cpp's common sampler does, sample without the grammar first and only when that
+    token breaks the grammar mask the full vocabulary and sample again.
+    """
+
+    def __init__(self, n_vocab: int) -> None:
+        self.n_vocab = n_vocab
+        self.ids = np.arange(n_vocab, dtype=np.int32)
+        self.candidates = np.zeros(n_vocab, dtype=_TOKEN_DATA)
+        self.single = (llama_cpp.llama_token_data * 1)()
+
+    def _apply(self, samplers: list[Any], logits: np.ndarray) -> int:
+        self.candidates["id"] = self.ids
+        self.candidates["logit"] = logits
+        self.candidates["p"] = 0.0
+        arr = llama_cpp.llama_token_data_array(
+            data=self.candidates.ctypes.data_as(llama_cpp.llama_token_data_p),
+            size=self.n_vocab,
+            selected=-1,
+            sorted=False,
+        )
+        for sampler in samplers:
+            llama_cpp.llama_sampler_apply(sampler, ctypes.byref(arr))
+        if arr.selected < 0:
+            raise RuntimeError("the sampler chain selected no token")
+        # Samplers may move the data pointer: read through the struct.
+        return int(arr.data[arr.selected].id)
+
+    def sample(self, samplers: Samplers, ctx: Any, idx: int) -> int:
+        assert samplers.grammar is not None
+        ptr = llama_cpp.llama_get_logits_ith(ctx, idx)
+        logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+        token = self._apply([samplers.chain], logits)
+        self.single[0].id = token
+        self.single[0].logit = 0.0
+        self.single[0].p = 0.0
+        one = llama_cpp.llama_token_data_array(data=self.single, size=1, selected=-1, sorted=False)
+        llama_cpp.llama_sampler_apply(samplers.grammar, ctypes.byref(one))
+        if math.isinf(self.single[0].logit):
+            token = self._apply([samplers.grammar, samplers.chain], logits)
+        llama_cpp.llama_sampler_accept(samplers.grammar, token)
+        llama_cpp.llama_sampler_accept(samplers.chain, token)
+        return token
 
 
 @dataclass
@@ -194,7 +261,7 @@ class GenerationRequest:
         index: int,
         prompt_tokens: list[int],
         params: SamplingParams,
-        sampler: Any,
+        sampler: Samplers,
         loop: asyncio.AbstractEventLoop,
         queue: asyncio.Queue[GenerationEvent],
     ) -> None:
@@ -285,6 +352,7 @@ class ChatEngine:
         self.n_ctx_seq = int(llama_cpp.llama_n_ctx_seq(self.ctx))
         self.batch = llama_cpp.llama_batch_init(batch_size, 0, 1)
 
+        self._grammar_sampling = GrammarSampling(self.n_vocab)
         self._slots = [_Slot(i) for i in range(slots)]
         self._pending: collections.deque[GenerationRequest] = collections.deque()
         self._cond = threading.Condition()
@@ -356,7 +424,7 @@ class ChatEngine:
             while self._pending:
                 request = self._pending.popleft()
                 if request.cancelled:
-                    llama_cpp.llama_sampler_free(request.sampler)
+                    request.sampler.free()
                     continue
                 llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, -1, -1)
                 slot.reset(request)
@@ -373,7 +441,7 @@ class ChatEngine:
         if request is None:
             return
         llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, -1, -1)
-        llama_cpp.llama_sampler_free(request.sampler)
+        request.sampler.free()
         slot.request = None
         slot.to_eval = []
         with self._cond:
@@ -389,7 +457,7 @@ class ChatEngine:
             self._pending.clear()
         for request in pending:
             request.emit(GenerationEvent(request.index, error=message))
-            llama_cpp.llama_sampler_free(request.sampler)
+            request.sampler.free()
 
     def _step(self) -> None:
         batch = self.batch
@@ -447,7 +515,10 @@ class ChatEngine:
     def _sample(self, slot: _Slot, idx: int) -> None:
         request = slot.request
         assert request is not None
-        token = llama_cpp.llama_sampler_sample(request.sampler, self.ctx, idx)
+        if request.sampler.grammar is not None:
+            token = self._grammar_sampling.sample(request.sampler, self.ctx, idx)
+        else:
+            token = llama_cpp.llama_sampler_sample(request.sampler.chain, self.ctx, idx)
         if llama_cpp.llama_vocab_is_eog(self.vocab, token):
             self._finish(slot, "stop")
             return

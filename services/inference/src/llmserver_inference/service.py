@@ -455,10 +455,8 @@ def _not_found(models: ModelManager, name: str) -> APIError:
 
 
 def _free_samplers(requests: list[GenerationRequest]) -> None:
-    import llama_cpp
-
     for request in requests:
-        llama_cpp.llama_sampler_free(request.sampler)
+        request.sampler.free()
     requests.clear()
 
 
