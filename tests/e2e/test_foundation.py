@@ -79,7 +79,12 @@ def _listening_ports() -> dict[int, str]:
 
 def test_only_loopback_apart_from_weaviate_grpc(stack: Stack) -> None:
     listening = _listening_ports()
-    loopback = {"0100007F", "00000000000000000000000001000000"}
+    # 127.0.0.1, ::1, and 127.0.0.1 mapped into IPv6 (Java's sockets) as /proc spells them.
+    loopback = {
+        "0100007F",
+        "00000000000000000000000001000000",
+        "0000000000000000FFFF00000100007F",
+    }
     ports = stack.ports
     for name in ("gateway", "inference", "localdocs", "weaviate", "tika", "redis"):
         port = getattr(ports, name)
