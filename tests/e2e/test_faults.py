@@ -434,3 +434,50 @@ def test_tika_down_files_retried_then_failed_with_a_reason(
         running.start_service("tika")
         running.stop_service("indexer")
         running.start_service("indexer")
+
+
+# -- indexer limits (settings reachable through the API) -----------------------------------------
+
+
+def test_indexer_limits_file_size_and_files_per_collection(
+    running: Stack, gateway: httpx.Client
+) -> None:
+    running.config.service_env["indexer"] = {
+        **FAULT_INDEXER_ENV,
+        "INDEXER_MAX_FILE_BYTES": "4096",
+        "INDEXER_MAX_FILES_PER_COLLECTION": "3",
+    }
+    try:
+        running.stop_service("indexer")
+        running.start_service("indexer")
+
+        sized = f"size_{uuid.uuid4().hex[:8]}"
+        folder = running.docs_root / sized
+        folder.mkdir()
+        (folder / "small.txt").write_text("A short note about tide tables.", encoding="utf-8")
+        (folder / "large.txt").write_text("Long text about tides. " * 400, encoding="utf-8")
+        create_collection(gateway, sized, folder)
+
+        def settled() -> list[dict[str, Any]] | None:
+            records = files_of(gateway, sized)
+            done = len(records) == 2 and all(r["state"] != "pending" for r in records)
+            return records if done else None
+
+        records = {Path(r["path"]).name: r for r in wait_for(settled, 120.0, "size limit")}
+        assert records["small.txt"]["state"] == "indexed", records
+        assert records["large.txt"]["state"] == "failed", records
+        assert "4096" in (records["large.txt"]["error"] or ""), records
+
+        many = f"many_{uuid.uuid4().hex[:8]}"
+        folder = running.docs_root / many
+        write_text_files(folder, 5, "many")
+        # Short enough to stay under the size limit: only the count limit applies here.
+        for path in folder.iterdir():
+            path.write_text(f"Short document {path.stem}.", encoding="utf-8")
+        create_collection(gateway, many, folder)
+        view = wait_all_indexed(gateway, many, 3)
+        assert view["files_total"] == 3, view
+    finally:
+        running.config.service_env["indexer"] = dict(FAULT_INDEXER_ENV)
+        running.stop_service("indexer")
+        running.start_service("indexer")
