@@ -266,6 +266,7 @@ def main() -> int:
             "docs_root": env["LOCALDOCS_BENCH_DOCS_ROOT"],
         }
     else:
+        sys.path.insert(0, str(REPO_ROOT))  # devstack is a folder of the repository
         from devstack.stack import Ports, Stack, StackConfig
 
         data_dir = Path(tempfile.mkdtemp(prefix="bench-localdocs-"))
