@@ -1,6 +1,6 @@
 """LocalDocs benchmark: indexing throughput against raw embedding throughput, search latency.
 
-    .venv/bin/python bench/bench_localdocs.py [--docs 40] [--search-chunks 10000] [--queries 100]
+    .venv/bin/python bench/bench_localdocs.py [--docs 8] [--search-chunks 10000] [--queries 100]
 
 Starts its own stack (devstack: Redis, Tika, Weaviate, inference, localdocs, indexer) on free
 ports, unless LOCALDOCS_BENCH_URL is set, in which case it uses running services:
@@ -11,7 +11,8 @@ LOCALDOCS_BENCH_WEAVIATE_GRPC_PORT, LOCALDOCS_BENCH_WEAVIATE_API_KEY, LOCALDOCS_
    chunk texts the indexer will make, in the indexer's batch size.
 2. Indexing: a collection over the same documents, created through the API, timed until ready
    (Tika, chunking, embedding, Weaviate writes, Celery). Ratio = indexing / baseline; goal >= 0.8.
-3. Search: N chunks with real vectors written straight into Weaviate (batch writes), then
+3. Search: N chunks written straight into Weaviate (batch writes; their vectors are real model
+   embeddings of a pool of sentences, reused with a little noise), then
    POST /v1/localdocs/search latency, p50/p95 (query embedding included), and Weaviate's hybrid
    query alone for comparison.
 
@@ -165,14 +166,28 @@ def bench_search(
     )
     try:
         chunks_collection = docstore.ensure_schema(client)
+        # Real model vectors for a pool of distinct sentences; the 10k chunks reuse them with a
+        # little noise (embedding 10k chunks on a small CPU would take longer than the bench).
+        pool_texts = [sentence(rng, -n) for n in range(args.vector_pool)]
+        pool_vectors = embed_all(inference, pool_texts, 64)
+        noise = random.Random(11)
+
+        def vector_for(number: int) -> list[float]:
+            base = pool_vectors[number % len(pool_vectors)]
+            jittered = [x + noise.gauss(0.0, 0.01) for x in base]
+            norm = sum(x * x for x in jittered) ** 0.5 or 1.0
+            return [x / norm for x in jittered]
+
         started = time.perf_counter()
         per_file = 100
         total = args.search_chunks
         for file_number in range(0, total, per_file):
+            count = min(per_file, total - file_number)
             texts = [
-                sentence(rng, file_number + n) for n in range(min(per_file, total - file_number))
+                f"{pool_texts[(file_number + n) % len(pool_texts)]} Copy {file_number + n}."
+                for n in range(count)
             ]
-            vectors = embed_all(inference, texts, 64)
+            vectors = [vector_for(file_number + n) for n in range(count)]
             info = docstore.DocumentInfo(
                 collection=name,
                 path=str(folder / f"synthetic-{file_number:06d}.txt"),
@@ -211,6 +226,7 @@ def bench_search(
     api.delete(f"/v1/localdocs/collections/{name}")
     return {
         "chunks_stored": stored,
+        "distinct_real_vectors": len(pool_vectors),
         "load_seconds": load_s,
         "queries": len(queries),
         "api_ms": {
@@ -246,9 +262,12 @@ def print_table(result: dict[str, Any]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--docs", type=int, default=40, help="text documents to index")
+    parser.add_argument("--docs", type=int, default=8, help="text documents to index")
     parser.add_argument("--search-chunks", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument(
+        "--vector-pool", type=int, default=128, help="distinct real embeddings behind the 10k"
+    )
     parser.add_argument("--timeout", type=float, default=1800.0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
