@@ -28,6 +28,7 @@ from urllib.parse import urlparse
 
 import weaviate
 from weaviate.classes.config import Configure, DataType, Property, Tokenization
+from weaviate.classes.data import DataObject
 from weaviate.classes.init import AdditionalConfig, Auth, Timeout
 from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
 from weaviate.collections import Collection
@@ -343,8 +344,6 @@ def write_chunks(
     batch_size: int = 100,
 ) -> None:
     """Upsert a file's chunks (deterministic ids), then drop what an older version left behind."""
-    from weaviate.classes.data import DataObject
-
     if len(chunks) != len(vectors):
         raise ValueError("one vector per chunk")
     for start in range(0, len(chunks), batch_size):
