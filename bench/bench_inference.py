@@ -28,9 +28,9 @@ CHAT = "Gemma 3 270M"
 EMBED_FILE = "all-MiniLM-L6-v2.F32.gguf"
 EMBED = "all-MiniLM-L6-v2"
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
-GEN_TOKENS = 96
+GEN_TOKENS = 64
 PROMPT = "Here is a long list of numbers, one per line:\n1\n2\n3\n4\n5\n"
-LONG_PROMPT = "The history of the city, told in great detail. " * 40
+LONG_PROMPT = "The history of the city, told in great detail. " * 25
 EMBED_TEXTS = [f"Document number {i} talks about topic {i % 7} in some detail." for i in range(128)]
 
 

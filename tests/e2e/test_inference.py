@@ -109,6 +109,8 @@ def one_slot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         INFERENCE_MAX_QUEUE="0",
         INFERENCE_PRELOAD_DEFAULTS="false",
         INFERENCE_PRELOAD=CHAT,
+        # Room for the chat model or the embedding model, not both.
+        INFERENCE_MEMORY_BUDGET_BYTES="300000000",
     )
     try:
         svc.wait_healthy()
@@ -460,3 +462,24 @@ def test_disconnect_mid_stream_frees_the_slot(one_slot: Service) -> None:
             break
         time.sleep(0.2)
     assert status == 200
+
+
+@needs_embedder
+def test_memory_budget_unloads_the_least_recently_used_model(one_slot: Service) -> None:
+    def loaded() -> dict[str, bool]:
+        data = httpx.get(f"{one_slot.url}/v1/models").json()["data"]
+        return {m["id"]: m["loaded"] for m in data}
+
+    assert loaded()[CHAT] is True
+    r = httpx.post(f"{one_slot.url}/v1/embeddings", json={"input": "hello"}, timeout=60)
+    assert r.status_code == 200
+    assert loaded() == {**loaded(), CHAT: False, EMBED: True}
+    # The unloaded model comes back on its next use, pushing the other one out.
+    r = httpx.post(
+        f"{one_slot.url}/v1/completions",
+        json={"model": CHAT, "prompt": "Hi", "max_tokens": 2},
+        timeout=60,
+    )
+    assert r.status_code == 200
+    state = loaded()
+    assert state[CHAT] is True and state[EMBED] is False

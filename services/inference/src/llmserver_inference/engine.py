@@ -38,13 +38,26 @@ POOLING_MEAN = 1
 POOLING_RANK = 4
 
 
+_llama_logger = logging.getLogger("llama.cpp")
+# ggml log levels: 1 info, 2 warn, 3 error, 4 debug, 5 continuation.
+_GGML_LEVELS = {1: logging.DEBUG, 2: logging.WARNING, 3: logging.ERROR, 4: logging.DEBUG}
+
+
+@llama_cpp.llama_log_callback
+def _llama_log(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
+    # llama.cpp's chatter (context set-up, per-layer details) goes to our logging, at debug.
+    py_level = _GGML_LEVELS.get(level, logging.DEBUG)
+    if _llama_logger.isEnabledFor(py_level):
+        message = text.decode("utf-8", errors="replace").rstrip()
+        if message:
+            _llama_logger.log(py_level, "%s", message)
+
+
 def ensure_backend() -> None:
     global _backend_ready
     with _backend_lock:
         if not _backend_ready:
-            # llama.cpp's own log lines go through this logger; keep only its warnings.
-            if not logger.isEnabledFor(logging.DEBUG):
-                logging.getLogger("llama-cpp-python").setLevel(logging.WARNING)
+            llama_cpp.llama_log_set(_llama_log, ctypes.c_void_p(0))
             llama_cpp.llama_backend_init()
             _backend_ready = True
 
@@ -340,6 +353,8 @@ class ChatEngine:
         params.n_batch = batch_size
         params.n_ubatch = batch_size
         params.n_seq_max = slots
+        # At most one sampled position per sequence per batch: no room for more logits needed.
+        params.n_outputs_max = slots
         params.n_threads = threads
         params.n_threads_batch = threads
         params.no_perf = True
@@ -463,6 +478,7 @@ class ChatEngine:
         batch = self.batch
         n = 0
         outputs: list[tuple[_Slot, int]] = []
+        in_batch: list[_Slot] = []
         # Generating sequences first (one token each) so prompts never starve them.
         order = sorted(
             (s for s in self._slots if s.request is not None and s.to_eval),
@@ -477,6 +493,7 @@ class ChatEngine:
                 continue
             take = min(room, len(slot.to_eval))
             chunk = slot.to_eval[:take]
+            in_batch.append(slot)
             for j, token in enumerate(chunk):
                 batch.token[n] = token
                 batch.pos[n] = slot.n_past + j
@@ -494,16 +511,11 @@ class ChatEngine:
         batch.n_tokens = n
         rc = llama_cpp.llama_decode(self.ctx, batch)
         if rc != 0:
+            # 1: no room in the KV cache; < 0: hard error. Either way these sequences' state
+            # is unknown now: end them with an error rather than generate garbage.
             logger.error("llama_decode returned %d with %d tokens", rc, n)
-            for slot in {id(s): s for s, _ in outputs}.values():
+            for slot in in_batch:
                 if slot.request is not None:
-                    slot.request.emit(
-                        GenerationEvent(slot.request.index, error="The model failed to decode.")
-                    )
-                    self._release(slot)
-            # Sequences whose prompt chunk was in the failed batch lost their place too.
-            for slot in self._slots:
-                if slot.request is not None and slot.to_eval and len(slot.to_eval) > 1:
                     slot.request.emit(
                         GenerationEvent(slot.request.index, error="The model failed to decode.")
                     )
