@@ -406,3 +406,23 @@ def test_worker_killed_mid_collection_ends_with_every_file_once(stack: Any) -> N
         for name in (clean_name, killed_name):
             client.delete(f"/v1/localdocs/collections/{name}")
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_cli_through_the_gateway(stack: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from llmserver_localdocs import cli
+
+    folder = Path(stack.docs_root) / _unique("cli")
+    folder.mkdir(parents=True)
+    (folder / "recipe.txt").write_text("The marmalade recipe needs seville oranges and sugar.\n")
+    name = _unique("cli")
+    gateway = stack.url("gateway")
+    assert cli.main(["--url", gateway, "create", name, str(folder), "--wait-timeout", "300"]) == 0
+    assert f"{name}: ready" in capsys.readouterr().out
+    assert cli.main(["--url", gateway, "list"]) == 0
+    assert name in capsys.readouterr().out
+    assert cli.main(["--url", gateway, "search", "marmalade oranges", "-c", name]) == 0
+    assert "recipe.txt" in capsys.readouterr().out
+    assert cli.main(["--url", gateway, "create", name, str(folder), "--no-wait"]) == 2
+    assert "409" in capsys.readouterr().out
+    with httpx.Client(base_url=gateway, timeout=60) as client:
+        assert client.delete(f"/v1/localdocs/collections/{name}").status_code == 200
