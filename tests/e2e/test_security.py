@@ -10,7 +10,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,7 @@ def _group_socket_inodes(pgid: int) -> set[int]:
 
 def test_only_loopback_listens_except_weaviate_grpc(stack: Stack) -> None:
     listening = _listening_sockets()
+    port_names = {getattr(stack.ports, f.name): f.name for f in fields(Ports)}
     seen_ports: set[int] = set()
     exposed: list[str] = []
     for name, running in stack._running.items():  # read-only use of the harness's processes
@@ -98,7 +99,8 @@ def test_only_loopback_listens_except_weaviate_grpc(stack: Stack) -> None:
             address, port = listening[inode]
             seen_ports.add(port)
             if not _is_loopback(address):
-                exposed.append(f"{name} port {port} on {address}")
+                role = port_names.get(port, "a port the harness did not allocate")
+                exposed.append(f"{name} port {port} ({role}) on {address}")
     # Every client-facing port of the stack was found listening, so the scan saw them.
     for port in (stack.ports.gateway, stack.ports.inference, stack.ports.localdocs):
         assert port in seen_ports, (port, seen_ports)
@@ -224,7 +226,7 @@ def _routes(stack: Stack) -> list[tuple[str, str]]:
 BAD_CREDENTIALS: dict[str, dict[str, str]] = {
     "missing": {},
     "wrong-key": {"Authorization": "Bearer not-the-key"},
-    "empty-bearer": {"Authorization": "Bearer "},
+    "empty-bearer": {"Authorization": "Bearer"},
     "no-scheme": {"Authorization": API_KEY},
     "basic": {"Authorization": "Basic dXNlcjpwYXNz"},
     "key-prefix": {"Authorization": f"Bearer {API_KEY[:-1]}"},
