@@ -10,7 +10,7 @@ import random
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +161,7 @@ def _unique(prefix: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def indexed(stack: Any) -> dict[str, Any]:
+def indexed(stack: Any) -> Iterator[dict[str, Any]]:
     """One collection over the document folder, created and indexed through the API."""
     folder = Path(stack.docs_root) / _unique("docs")
     files = make_documents(folder)
@@ -173,7 +173,9 @@ def indexed(stack: Any) -> dict[str, Any]:
         assert response.status_code == 201, response.text
         assert response.json()["name"] == name
         collection = _wait_ready(client, name)
-    return {"name": name, "folder": folder, "files": files, "collection": collection}
+    yield {"name": name, "folder": folder, "files": files, "collection": collection}
+    with _client(stack) as client:
+        client.delete(f"/v1/localdocs/collections/{name}")
 
 
 # -- tests ----------------------------------------------------------------------------------
