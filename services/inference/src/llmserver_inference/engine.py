@@ -39,14 +39,17 @@ POOLING_RANK = 4
 
 
 _llama_logger = logging.getLogger("llama.cpp")
-# ggml log levels: 1 info, 2 warn, 3 error, 4 debug, 5 continuation.
-_GGML_LEVELS = {1: logging.DEBUG, 2: logging.WARNING, 3: logging.ERROR, 4: logging.DEBUG}
+# ggml log levels: 1 debug, 2 info, 3 warn, 4 error, 5 continuation of the previous line.
+# llama.cpp's info chatter (context set-up, per-layer details) goes to our logging at debug.
+_GGML_LEVELS = {1: logging.DEBUG, 2: logging.DEBUG, 3: logging.WARNING, 4: logging.ERROR}
+_last_llama_level = logging.DEBUG
 
 
 @llama_cpp.llama_log_callback
 def _llama_log(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
-    # llama.cpp's chatter (context set-up, per-layer details) goes to our logging, at debug.
-    py_level = _GGML_LEVELS.get(level, logging.DEBUG)
+    global _last_llama_level
+    py_level = _GGML_LEVELS.get(level, _last_llama_level)
+    _last_llama_level = py_level
     if _llama_logger.isEnabledFor(py_level):
         message = text.decode("utf-8", errors="replace").rstrip()
         if message:
@@ -139,6 +142,9 @@ class Samplers:
 
     chain: Any
     grammar: Any | None = None
+    # Greedy with nothing else in the chain: an argmax over the logits does the same job
+    # without building a candidate array over the whole vocabulary for every token.
+    greedy_only: bool = False
 
     def free(self) -> None:
         if self.grammar is not None:
@@ -178,6 +184,7 @@ def build_sampler(params: SamplingParams, vocab: Any, n_vocab: int) -> Samplers:
         )
     if params.temperature <= 0.0:
         add(chain, llama_cpp.llama_sampler_init_greedy())
+        samplers.greedy_only = grammar is None and llama_cpp.llama_sampler_chain_n(chain) == 1
         return samplers
     if params.top_k > 0:
         add(chain, llama_cpp.llama_sampler_init_top_k(params.top_k))
@@ -527,7 +534,10 @@ class ChatEngine:
     def _sample(self, slot: _Slot, idx: int) -> None:
         request = slot.request
         assert request is not None
-        if request.sampler.grammar is not None:
+        if request.sampler.greedy_only:
+            ptr = llama_cpp.llama_get_logits_ith(self.ctx, idx)
+            token = int(np.argmax(np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))))
+        elif request.sampler.grammar is not None:
             token = self._grammar_sampling.sample(request.sampler, self.ctx, idx)
         else:
             token = llama_cpp.llama_sampler_sample(request.sampler.chain, self.ctx, idx)
