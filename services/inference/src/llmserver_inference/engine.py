@@ -301,6 +301,11 @@ class GenerationRequest:
             self.cancelled = True
 
 
+def _deliver(items: list[tuple[asyncio.Queue[GenerationEvent], GenerationEvent]]) -> None:
+    for queue, event in items:
+        queue.put_nowait(event)
+
+
 class _Slot:
     def __init__(self, seq_id: int) -> None:
         self.seq_id = seq_id
@@ -375,6 +380,8 @@ class ChatEngine:
         self.batch = llama_cpp.llama_batch_init(batch_size, 0, 1)
 
         self._grammar_sampling = GrammarSampling(self.n_vocab)
+        # Events of one step, handed to each event loop in one call (one wake-up per step).
+        self._outbox: list[tuple[GenerationRequest, GenerationEvent]] = []
         self._slots = [_Slot(i) for i in range(slots)]
         self._pending: collections.deque[GenerationRequest] = collections.deque()
         self._cond = threading.Condition()
@@ -431,6 +438,7 @@ class ChatEngine:
                 self._drop_cancelled()
                 if self._active:
                     self._step()
+                self._flush()
         except Exception:
             logger.exception("chat scheduler failed")
             self._fail_all("The model failed while generating.")
@@ -469,7 +477,25 @@ class ChatEngine:
         with self._cond:
             self._active -= 1
 
+    def _post(self, request: GenerationRequest, event: GenerationEvent) -> None:
+        self._outbox.append((request, event))
+
+    def _flush(self) -> None:
+        if not self._outbox:
+            return
+        by_loop: dict[int, tuple[Any, list[Any]]] = {}
+        for request, event in self._outbox:
+            loop = request._loop
+            by_loop.setdefault(id(loop), (loop, []))[1].append((request._queue, event))
+        self._outbox = []
+        for loop, items in by_loop.values():
+            try:
+                loop.call_soon_threadsafe(_deliver, items)
+            except RuntimeError:  # loop closed: nobody is listening any more
+                pass
+
     def _fail_all(self, message: str) -> None:
+        self._flush()
         for slot in self._slots:
             if slot.request is not None:
                 slot.request.emit(GenerationEvent(slot.request.index, error=message))
@@ -571,7 +597,7 @@ class ChatEngine:
         text = slot.text[slot.sent : end] if end > slot.sent else ""
         slot.sent = max(slot.sent, end)
         if text or logprobs:
-            request.emit(GenerationEvent(request.index, text=text, logprobs=logprobs))
+            self._post(request, GenerationEvent(request.index, text=text, logprobs=logprobs))
         slot.to_eval = [token]
 
     def _finish(
@@ -588,14 +614,15 @@ class ChatEngine:
         if flush:
             slot.text += slot.decoder.decode(b"", final=True)
             text = slot.text[slot.sent :]
-        request.emit(
+        self._post(
+            request,
             GenerationEvent(
                 request.index,
                 text=text or "",
                 logprobs=logprobs or [],
                 finish_reason=reason,
                 completion_tokens=slot.generated,
-            )
+            ),
         )
         self._release(slot)
 
