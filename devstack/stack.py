@@ -174,7 +174,9 @@ class Stack:
         self.docs_root = self.data_dir / "documents"
         self.docs_root.mkdir(exist_ok=True)
         self.allowed_roots = [p.resolve() for p in config.allowed_roots] or [self.docs_root]
-        self.weaviate_api_key = self._weaviate_key()
+        self.weaviate_api_key = self._secret("weaviate-api-key")
+        # Weaviate's internal cluster API binds every interface too: basic auth closes it.
+        self.weaviate_cluster_password = self._secret("weaviate-cluster-password")
         self._running: dict[str, _Running] = {}
 
     # -- addresses -------------------------------------------------------------------------
@@ -196,14 +198,14 @@ class Stack:
     def log_path(self, name: str) -> Path:
         return self.data_dir / "logs" / f"{name}.log"
 
-    def _weaviate_key(self) -> str:
-        # Weaviate's gRPC server binds every interface whatever we set, so it must never be
-        # open to anonymous clients: a key generated once per data folder guards it.
-        key_file = self.data_dir / "weaviate-api-key"
-        if not key_file.exists():
-            key_file.write_text(secrets.token_urlsafe(32))
-            key_file.chmod(0o600)
-        return key_file.read_text().strip()
+    def _secret(self, name: str) -> str:
+        # Weaviate's gRPC and cluster servers bind every interface whatever we set, so they
+        # must never be open to anonymous clients: secrets generated once per data folder.
+        secret_file = self.data_dir / name
+        if not secret_file.exists():
+            secret_file.write_text(secrets.token_urlsafe(32))
+            secret_file.chmod(0o600)
+        return secret_file.read_text().strip()
 
     # -- what each service is --------------------------------------------------------------
     def _python_env(self, extra: dict[str, str]) -> dict[str, str]:
@@ -286,6 +288,8 @@ class Stack:
                     "AUTHENTICATION_APIKEY_ALLOWED_KEYS": self.weaviate_api_key,
                     "AUTHENTICATION_APIKEY_USERS": "llmserver",
                     "CLUSTER_HOSTNAME": "node1",
+                    "CLUSTER_BASIC_AUTH_USERNAME": "llmserver-cluster",
+                    "CLUSTER_BASIC_AUTH_PASSWORD": self.weaviate_cluster_password,
                     "CLUSTER_BIND_ADDR": LOOPBACK,
                     "CLUSTER_ADVERTISE_ADDR": LOOPBACK,
                     "CLUSTER_GOSSIP_BIND_PORT": str(p.weaviate_gossip),

@@ -104,9 +104,23 @@ def test_only_loopback_listens_except_weaviate_grpc(stack: Stack) -> None:
     # Every client-facing port of the stack was found listening, so the scan saw them.
     for port in (stack.ports.gateway, stack.ports.inference, stack.ports.localdocs):
         assert port in seen_ports, (port, seen_ports)
-    grpc = f"weaviate port {stack.ports.weaviate_grpc} on"
-    others = [entry for entry in exposed if not entry.startswith(grpc)]
+    # Weaviate binds its gRPC and internal cluster servers on every interface (no upstream
+    # setting): the API key and the cluster's basic auth guard them (tests below).
+    guarded = (
+        f"weaviate port {stack.ports.weaviate_grpc} on",
+        f"weaviate port {stack.ports.weaviate_data} on",
+    )
+    others = [entry for entry in exposed if not entry.startswith(guarded)]
     assert not others, f"listening beyond loopback: {others}"
+
+
+def test_weaviate_cluster_port_refuses_anonymous_access(stack: Stack) -> None:
+    url = f"http://127.0.0.1:{stack.ports.weaviate_data}/nodes/status"
+    with httpx.Client(timeout=HTTP) as client:
+        assert client.get(url).status_code == 401
+        assert client.get(url, auth=("llmserver-cluster", "wrong")).status_code == 401
+        good = ("llmserver-cluster", stack.weaviate_cluster_password)
+        assert client.get(url, auth=good).status_code == 200
 
 
 def _weaviate_rest(stack: Stack, headers: dict[str, str]) -> list[int]:
