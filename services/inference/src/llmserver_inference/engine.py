@@ -352,6 +352,7 @@ class ChatEngine:
         threads: int,
         batch_size: int,
         max_queue: int,
+        kv_unified: bool = False,
     ) -> None:
         self.model = model
         self.vocab = model.vocab
@@ -370,13 +371,15 @@ class ChatEngine:
         params.n_threads = threads
         params.n_threads_batch = threads
         params.no_perf = True
-        # Each sequence gets its own share of the context (n_ctx / n_seq_max), as llama-server.
-        params.kv_unified = False
+        # False: each sequence gets its own share of the context (n_ctx / n_seq_max).
+        # True: one shared KV buffer; each sequence is still capped at context_length below,
+        # so the slots together never need more than n_ctx cells.
+        params.kv_unified = kv_unified
         self.ctx = llama_cpp.llama_init_from_model(model.model, params)
         if not self.ctx:
             raise RuntimeError("llama.cpp could not create a context")
         self.memory = llama_cpp.llama_get_memory(self.ctx)
-        self.n_ctx_seq = int(llama_cpp.llama_n_ctx_seq(self.ctx))
+        self.n_ctx_seq = min(context_length, int(llama_cpp.llama_n_ctx_seq(self.ctx)))
         self.batch = llama_cpp.llama_batch_init(batch_size, 0, 1)
 
         self._grammar_sampling = GrammarSampling(self.n_vocab)

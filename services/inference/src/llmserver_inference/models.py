@@ -183,6 +183,7 @@ class ModelManager:
             threads=threads,
             batch_size=batch_size,
             max_queue=s.max_queue,
+            kv_unified=s.kv_unified,
         )
         return LoadedChatModel(entry=entry, engine=engine, templater=templater, size_bytes=size)
 

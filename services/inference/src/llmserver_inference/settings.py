@@ -35,6 +35,8 @@ class InferenceSettings(BaseSettings):
 
     # Continuous batching: sequences decoded together per chat model.
     slots: int = Field(8, ge=1, le=64)
+    # One KV buffer shared by the slots (true) or one slice per slot (false).
+    kv_unified: bool = False
     # Requests waiting for a slot, per model; past it 429.
     max_queue: int = Field(64, ge=0)
     retry_after_s: int = Field(1, ge=1)
