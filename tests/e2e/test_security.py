@@ -107,8 +107,8 @@ def test_only_loopback_listens_except_weaviate_grpc(stack: Stack) -> None:
     # Weaviate binds its gRPC and internal cluster servers on every interface (no upstream
     # setting): the API key and the cluster's basic auth guard them (tests below).
     guarded = (
-        f"weaviate port {stack.ports.weaviate_grpc} on",
-        f"weaviate port {stack.ports.weaviate_data} on",
+        f"weaviate port {stack.ports.weaviate_grpc} (",
+        f"weaviate port {stack.ports.weaviate_data} (",
     )
     others = [entry for entry in exposed if not entry.startswith(guarded)]
     assert not others, f"listening beyond loopback: {others}"
