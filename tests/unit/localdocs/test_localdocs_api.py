@@ -82,7 +82,9 @@ def api(
     async def send(self: LocalDocsService, task_name: str, args: list[Any]) -> None:
         queue.sent.append((task_name, args))
 
-    async def in_weaviate(self: LocalDocsService, work: Any, *args: Any) -> Any:
+    async def in_weaviate(
+        self: LocalDocsService, work: Any, *args: Any, timeout_s: float | None = None
+    ) -> Any:
         return []  # no chunks stored: deletes remove nothing, searches find nothing
 
     monkeypatch.setattr(LocalDocsService, "_send", send)

@@ -274,9 +274,22 @@ def file_content_hash(data: bytes) -> str:
 
 
 def connect_weaviate(
-    url: str, grpc_port: int, api_key: str | None, *, timeout_s: float = 30.0
+    url: str,
+    grpc_port: int,
+    api_key: str | None,
+    *,
+    timeout_s: float = 30.0,
+    init_timeout_s: float | None = None,
+    query_timeout_s: float | None = None,
+    insert_timeout_s: float | None = None,
 ) -> weaviate.WeaviateClient:
-    """A connected v4 client for a Weaviate at `url` (REST) and `grpc_port` on the same host."""
+    """A connected v4 client for a Weaviate at `url` (REST) and `grpc_port` on the same host.
+
+    `timeout_s` sets every timeout unless a specific one is given. These bound one request
+    only: on a refused gRPC connection (UNAVAILABLE) the client's own retry (weaviate.retry,
+    sleeping 1, 2, 4, 8, 16, 32 s, not configurable) still runs for searches and aggregates,
+    so a caller that must answer quickly has to bound the whole call itself.
+    """
     parsed = urlparse(url)
     host = parsed.hostname or "127.0.0.1"
     secure = parsed.scheme == "https"
@@ -290,7 +303,11 @@ def connect_weaviate(
         grpc_secure=secure,
         auth_credentials=Auth.api_key(api_key) if api_key else None,
         additional_config=AdditionalConfig(
-            timeout=Timeout(init=min(timeout_s, 10.0), query=timeout_s, insert=timeout_s * 4)
+            timeout=Timeout(
+                init=init_timeout_s if init_timeout_s is not None else min(timeout_s, 10.0),
+                query=query_timeout_s if query_timeout_s is not None else timeout_s,
+                insert=insert_timeout_s if insert_timeout_s is not None else timeout_s * 4,
+            )
         ),
         skip_init_checks=False,
     )

@@ -74,12 +74,19 @@ class LocalDocsService:
             broker_connection_timeout=5,
             broker_connection_retry=False,
         )
+        # Weaviate's readiness endpoint, asked before any use while Weaviate is known down, so
+        # a stopped Weaviate costs a refused connection instead of the client's retries.
+        self._weaviate_probe = httpx.AsyncClient(
+            base_url=settings.weaviate_url.rstrip("/"), timeout=settings.weaviate_timeout_s
+        )
+        self._weaviate_down = False
         self._weaviate: weaviate.WeaviateClient | None = None
         self._chunks: WeaviateCollection | None = None
         self._weaviate_lock = threading.Lock()
 
     async def close(self) -> None:
         await self.http.aclose()
+        await self._weaviate_probe.aclose()
         await self.redis.aclose()
         with self._weaviate_lock:
             if self._weaviate is not None:
@@ -100,31 +107,61 @@ class LocalDocsService:
                     self.settings.weaviate_url,
                     self.settings.weaviate_grpc_port,
                     self.settings.weaviate_api_key,
-                    timeout_s=self.settings.upstream_timeout_s,
+                    init_timeout_s=self.settings.weaviate_timeout_s,
+                    query_timeout_s=self.settings.weaviate_timeout_s,
+                    insert_timeout_s=self.settings.upstream_timeout_s,
                 )
                 self._weaviate = client
                 self._chunks = docstore.ensure_schema(client)
             return self._chunks
 
-    async def _in_weaviate(self, work: Any, *args: Any) -> Any:
-        """Run a docstore call against the chunks collection in a thread (the client is sync)."""
+    async def _drop_weaviate(self) -> None:
+        """Forget the client (the next call reconnects) and close it. Closing its gRPC channel
+        also ends a retry loop still sleeping in an abandoned thread at its next attempt. No
+        lock: an abandoned thread may hold it while connecting, and a fail-fast answer must
+        not wait for that."""
+        client, self._weaviate, self._chunks = self._weaviate, None, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await to_thread.run_sync(client.close)
+
+    async def _weaviate_ready(self) -> bool:
+        try:
+            response = await self._weaviate_probe.get("/v1/.well-known/ready")
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    async def _in_weaviate(self, work: Any, *args: Any, timeout_s: float | None = None) -> Any:
+        """Run a docstore call against the chunks collection in a thread (the client is sync).
+
+        Bounded by `timeout_s` (default settings.weaviate_timeout_s): past it, or on any client
+        error, the caller gets 503 at once and the thread is abandoned. While Weaviate is known
+        down, a readiness probe decides first, so every call fails fast until it is back.
+        """
+        if self._weaviate_down and not await self._weaviate_ready():
+            raise unavailable("Weaviate")
 
         def run() -> Any:
             return work(self._chunks_collection_sync(), *args)
 
+        deadline = timeout_s if timeout_s is not None else self.settings.weaviate_timeout_s
         try:
-            return await to_thread.run_sync(run)
+            result = await asyncio.wait_for(
+                to_thread.run_sync(run, abandon_on_cancel=True), timeout=deadline
+            )
         except APIError:
             raise
         except Exception as exc:
-            logger.warning("weaviate call failed: %s", exc.__class__.__name__)
-            with self._weaviate_lock:
-                # Drop the client: the next call reconnects.
-                if self._weaviate is not None:
-                    self._weaviate.close()
-                self._weaviate = None
-                self._chunks = None
+            reason = "timed out" if isinstance(exc, TimeoutError) else exc.__class__.__name__
+            logger.warning("weaviate call failed (%s); answering 503", reason)
+            self._weaviate_down = True
+            await self._drop_weaviate()
             raise unavailable("Weaviate") from exc
+        if self._weaviate_down:
+            logger.info("weaviate is back")
+            self._weaviate_down = False
+        return result
 
     async def _send(self, task_name: str, args: list[Any]) -> None:
         def send() -> None:
@@ -171,21 +208,19 @@ class LocalDocsService:
         except (RedisError, OSError, TimeoutError):
             checks["redis"] = "unavailable"
 
-        def weaviate_ready() -> bool:
-            self._chunks_collection_sync()
-            assert self._weaviate is not None
-            return bool(self._weaviate.is_ready())
-
-        try:
-            ready = await asyncio.wait_for(to_thread.run_sync(weaviate_ready), timeout=10)
-            checks["weaviate"] = "ok" if ready else "unavailable"
-        except Exception:
-            with self._weaviate_lock:
-                if self._weaviate is not None:
-                    self._weaviate.close()
-                self._weaviate = None
-                self._chunks = None
-            checks["weaviate"] = "unavailable"
+        # The readiness probe first: a cached client says nothing about a Weaviate that has
+        # stopped since. Then a (re)connect with the schema, bounded like any other call.
+        checks["weaviate"] = "unavailable"
+        if await self._weaviate_ready():
+            try:
+                await self._in_weaviate(lambda chunks: None)
+                checks["weaviate"] = "ok"
+            except APIError:
+                pass
+        elif not self._weaviate_down:
+            logger.warning("weaviate is not ready")
+            self._weaviate_down = True
+            await self._drop_weaviate()
         return checks
 
     # -- records --------------------------------------------------------------------------
@@ -273,7 +308,9 @@ class LocalDocsService:
             record["embedding_model"] = self.settings.embedding_model
         try:
             # Chunks an earlier collection of this name may have left (a delete that raced).
-            await self._in_weaviate(docstore.delete_collection_chunks, name)
+            await self._in_weaviate(
+                docstore.delete_collection_chunks, name, timeout_s=self.settings.upstream_timeout_s
+            )
             await self._redis_call(self.redis.hset(docstore.collection_key(name), mapping=record))
         except APIError:
             with contextlib.suppress(RedisError, OSError):
@@ -342,7 +379,9 @@ class LocalDocsService:
         pipe.srem(docstore.COLLECTIONS_SET_KEY, name)
         pipe.delete(docstore.collection_key(name), docstore.files_key(name))
         await self._redis_call(pipe.execute())
-        await self._in_weaviate(docstore.delete_collection_chunks, name)
+        await self._in_weaviate(
+            docstore.delete_collection_chunks, name, timeout_s=self.settings.upstream_timeout_s
+        )
         active = await self.get_active()
         if name in active:
             await self._store_active([n for n in active if n != name])

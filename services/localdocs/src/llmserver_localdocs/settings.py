@@ -33,6 +33,10 @@ class LocalDocsSettings(BaseSettings):
     # Seconds between automatic rescans of every collection (changed and removed files); 0: off.
     rescan_interval_s: float = Field(default=300.0, ge=0)
     upstream_timeout_s: float = Field(default=30.0, gt=0)
+    # Longest a search (or the health check) waits on Weaviate before answering 503: the
+    # client retries a refused gRPC search for ~63 s on its own, far too long for a chat.
+    # Also the client's connect and query timeouts. Deletes get upstream_timeout_s.
+    weaviate_timeout_s: float = Field(default=2.0, gt=0)
 
     @field_validator("allowed_roots", mode="before")
     @classmethod
