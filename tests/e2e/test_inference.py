@@ -494,3 +494,80 @@ def test_memory_budget_unloads_the_least_recently_used_model(one_slot: Service) 
     assert r.status_code == 200
     state = loaded()
     assert state[CHAT] is True and state[EMBED] is False
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        (
+            "/v1/chat/completions",
+            b'{"max_tokens": 1, "messages": [{"role": "user", "content": "\\ud800 hi"}]}',
+            "messages",
+        ),
+        ("/v1/completions", b'{"max_tokens": 1, "prompt": "\\ud800 hi"}', "prompt"),
+        ("/v1/completions", b'{"max_tokens": 1, "prompt": ["ok", "\\udfff"]}', "prompt"),
+        ("/v1/embeddings", b'{"input": ["fine", "\\ud800 hi"]}', "input"),
+        ("/tokenize", b'{"content": "\\ud800 hi"}', "content"),
+    ],
+)
+def test_lone_surrogate_is_400_naming_the_field(
+    service: Service, path: str, body: bytes, param: str
+) -> None:
+    if path == "/v1/embeddings" and not (MODELS_DIR / EMBED_FILE).exists():
+        pytest.skip("no embedding model")
+    r = httpx.post(
+        f"{service.url}{path}",
+        content=body,
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["param"] == param
+
+
+@pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
+@pytest.mark.parametrize("value", [10**30, 2049, "4", 1.5])
+def test_max_tokens_beyond_context_or_not_an_integer_is_400(
+    service: Service, field: str, value: object
+) -> None:
+    # The default chat model's per-request context is 2048 tokens.
+    for path, body in (
+        ("/v1/chat/completions", {"model": CHAT, "messages": HELLO, field: value}),
+        ("/v1/completions", {"model": CHAT, "prompt": "Hi", field: value}),
+    ):
+        r = httpx.post(f"{service.url}{path}", json=body, timeout=30)
+        assert r.status_code == 400, r.text
+        assert field in (r.json()["error"]["param"] or "")
+
+
+# Common words that MiniLM's WordPiece vocabulary holds as single tokens.
+_WORDS = "the cat sat on a mat while dogs ran in green fields near old houses by blue water".split()
+
+
+def _words(n: int) -> str:
+    return " ".join(_WORDS[(i * 7) % len(_WORDS)] for i in range(n))
+
+
+@needs_embedder
+def test_minilm_inputs_are_truncated_to_256_tokens(service: Service) -> None:
+    def embed(text: str) -> tuple[list[float], int]:
+        r = httpx.post(f"{service.url}/v1/embeddings", json={"input": text, "model": EMBED})
+        assert r.status_code == 200, r.text
+        return r.json()["data"][0]["embedding"], r.json()["usage"]["prompt_tokens"]
+
+    tokens = httpx.post(
+        f"{service.url}/tokenize", json={"model": EMBED, "content": _words(400)}
+    ).json()["tokens"]
+    assert len(tokens) == 402  # [CLS] + one token per word + [SEP]
+    # sentence-transformers keeps [CLS], the first 254 tokens and [SEP].
+    head, head_tokens = embed(_words(254))
+    assert head_tokens == 256
+    for n in (400, 700):  # past max_seq_length 256, and past the GGUF's context of 512
+        vector, used = embed(_words(n))
+        assert used == 256
+        assert vector == pytest.approx(head, abs=1e-5)
+    # Under the limit nothing is cut: a different input, a different vector.
+    shorter, _ = embed(_words(200))
+    assert shorter != pytest.approx(head, abs=1e-3)

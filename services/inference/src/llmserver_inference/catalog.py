@@ -43,6 +43,12 @@ class ModelEntry:
     n_gpu_layers: int | None = None
     threads: int | None = None
     batch_size: int | None = None
+    # Embedding models: inputs are cut to this many tokens (sentence-transformers'
+    # max_seq_length) instead of being rejected.
+    max_input_tokens: int | None = None
+    # Chat models: special tokens that end a reply as end-of-generation does (turn markers),
+    # added to those read from the chat format / template.
+    stop_tokens: tuple[str, ...] = ()
     # False for GGUF files found in the folder without a catalog entry.
     in_catalog: bool = True
 
@@ -114,6 +120,10 @@ def _parse_entry(raw: Any, index: int) -> ModelEntry:
     if isinstance(aliases, str):
         aliases = [aliases]
 
+    stop_tokens = raw.get("stop_tokens") or []
+    if isinstance(stop_tokens, str):
+        stop_tokens = [stop_tokens]
+
     def optional_int(key: str) -> int | None:
         value = raw.get(key)
         return None if value is None else int(value)
@@ -133,6 +143,8 @@ def _parse_entry(raw: Any, index: int) -> ModelEntry:
         n_gpu_layers=optional_int("n_gpu_layers"),
         threads=optional_int("threads"),
         batch_size=optional_int("batch_size"),
+        max_input_tokens=optional_int("max_input_tokens"),
+        stop_tokens=tuple(str(t) for t in stop_tokens),
     )
 
 

@@ -353,9 +353,12 @@ class ChatEngine:
         batch_size: int,
         max_queue: int,
         kv_unified: bool = False,
+        stop_token_ids: frozenset[int] = frozenset(),
     ) -> None:
         self.model = model
         self.vocab = model.vocab
+        # End-of-turn markers of the chat format: they end a sequence as EOG tokens do.
+        self.stop_token_ids = stop_token_ids
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
         self.slots_total = slots
         self.max_queue = max_queue
@@ -570,7 +573,7 @@ class ChatEngine:
             token = self._grammar_sampling.sample(request.sampler, self.ctx, idx)
         else:
             token = llama_cpp.llama_sampler_sample(request.sampler.chain, self.ctx, idx)
-        if llama_cpp.llama_vocab_is_eog(self.vocab, token):
+        if token in self.stop_token_ids or llama_cpp.llama_vocab_is_eog(self.vocab, token):
             self._finish(slot, "stop")
             return
         slot.generated += 1
@@ -677,6 +680,11 @@ class EmbeddingEngine:
         # Non-causal models need a whole input inside one micro-batch.
         self.max_input_tokens = min(batch_size, n_ctx_train if n_ctx_train > 0 else batch_size)
         self.batch = llama_cpp.llama_batch_init(batch_size, 0, 1)
+        # The token closing every tokenised input ([SEP] for BERT), kept when an input is cut.
+        sep = llama_cpp.llama_vocab_sep(self.vocab)
+        eos = llama_cpp.llama_vocab_eos(self.vocab)
+        closing = tokenize(self.vocab, "", add_special=True, parse_special=False)
+        self.end_token: int | None = closing[-1] if closing and closing[-1] in (sep, eos) else None
 
     def _make_context(self, threads: int, pooling: int) -> Any:
         params = llama_cpp.llama_context_default_params()

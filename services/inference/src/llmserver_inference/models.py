@@ -11,7 +11,13 @@ import llama_cpp
 
 from llmserver_common.errors import APIError, model_not_found
 from llmserver_inference.catalog import ModelCatalog, ModelEntry
-from llmserver_inference.engine import ChatEngine, EmbeddingEngine, load_model, token_piece
+from llmserver_inference.engine import (
+    ChatEngine,
+    EmbeddingEngine,
+    load_model,
+    token_piece,
+    tokenize,
+)
 from llmserver_inference.prompting import ChatTemplater
 from llmserver_inference.settings import InferenceSettings
 
@@ -58,6 +64,18 @@ def _meta_str(model: object, key: str) -> str | None:
         buf = ctypes.create_string_buffer(n + 1)
         llama_cpp.llama_model_meta_val_str(model, key.encode(), buf, n + 1)
     return buf.value.decode("utf-8", errors="replace")
+
+
+def _stop_token_ids(vocab: object, markers: list[str]) -> frozenset[int]:
+    """Turn markers -> token ids; only markers that are one special token of this vocabulary."""
+    ids: set[int] = set()
+    for marker in markers:
+        tokens = tokenize(vocab, marker, add_special=False, parse_special=True)
+        if len(tokens) == 1 and llama_cpp.llama_vocab_is_control(vocab, tokens[0]):
+            ids.add(tokens[0])
+        else:
+            logger.warning("stop token %r is not one special token of this model; ignored", marker)
+    return frozenset(ids)
 
 
 class ModelManager:
@@ -176,8 +194,10 @@ class ModelManager:
             if eos >= 0
             else "",
         )
+        stop_token_ids = _stop_token_ids(vocab, [*templater.turn_markers(), *entry.stop_tokens])
         engine = ChatEngine(
             model,
+            stop_token_ids=stop_token_ids,
             context_length=context_length,
             slots=s.slots,
             threads=threads,

@@ -19,6 +19,27 @@ logger = logging.getLogger(__name__)
 # GPT4All's templates use variables beyond the Hugging Face set; give them harmless values.
 _GPT4ALL_TEMPLATE_VARS: dict[str, Any] = {"toolList": [], "tools": None}
 
+# Special tokens templates use to close a turn or open the next one. A model that emits one of
+# them has finished its reply, even where the GGUF does not mark the token end-of-generation
+# (Gemma's <start_of_turn>, GPT4All files with older metadata).
+TURN_MARKERS = (
+    "<end_of_turn>",
+    "<start_of_turn>",
+    "<|im_end|>",
+    "<|im_start|>",
+    "<|eot_id|>",
+    "<|start_header_id|>",
+    "<|end|>",
+    "<|user|>",
+    "<|endoftext|>",
+)
+_PROBE_MESSAGES = [
+    {"role": "system", "content": "s"},
+    {"role": "user", "content": "u"},
+    {"role": "assistant", "content": "a"},
+    {"role": "user", "content": "u"},
+]
+
 
 @dataclass(frozen=True)
 class ChatPrompt:
@@ -83,6 +104,17 @@ class ChatTemplater:
     @property
     def available(self) -> bool:
         return self._format is not None or bool(self._templates)
+
+    def turn_markers(self) -> list[str]:
+        """The TURN_MARKERS that this model's prompts use (found by rendering a probe chat)."""
+        rendered = ""
+        for messages in (_PROBE_MESSAGES, _PROBE_MESSAGES[1:]):
+            try:
+                rendered = self.render(messages).text
+                break
+            except Exception:  # noqa: BLE001 - a template may reject the probe; try without system
+                continue
+        return [marker for marker in TURN_MARKERS if marker in rendered]
 
     def render(self, messages: list[dict[str, Any]]) -> ChatPrompt:
         candidates: list[Callable[[], ChatPrompt]] = []

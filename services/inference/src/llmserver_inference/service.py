@@ -111,6 +111,7 @@ class InferenceService:
         return await self.models.get(entry)
 
     async def tokenize(self, body: TokenizeRequest) -> list[int]:
+        require_encodable(body.content, "content")
         loaded = await self._any_model(body.model)
         return tokenize(loaded.engine.vocab, body.content, body.add_special, True)
 
@@ -143,6 +144,8 @@ class InferenceService:
             raise invalid_request("Token-id arrays are not supported; send strings.", param="input")
         if not texts:
             raise invalid_request("'input' must not be empty.", param="input")
+        for text in texts:
+            require_encodable(text, "input")
         entry = self.models.resolve(body.model, self.settings.default_embedding_model, "embedding")
         loaded = await self.models.get(entry)
         assert isinstance(loaded, LoadedEmbeddingModel)
@@ -152,16 +155,18 @@ class InferenceService:
         elif body.input_type == "document":
             prefix = entry.document_prefix
         engine = loaded.engine
-        tokenized = [engine.tokenize(prefix + text) for text in texts]
-        for tokens in tokenized:
-            if len(tokens) > engine.max_input_tokens:
-                raise APIError(
-                    400,
-                    f"This model's maximum context length is {engine.max_input_tokens} tokens, "
-                    f"but an input has {len(tokens)} tokens.",
-                    param="input",
-                    code="context_length_exceeded",
-                )
+        limit = engine.max_input_tokens
+        if entry.max_input_tokens is not None:
+            limit = min(limit, entry.max_input_tokens)
+        tokenized = [
+            fit_embedding_input(
+                engine.tokenize(prefix + text),
+                limit,
+                truncate=entry.max_input_tokens is not None,
+                end_token=engine.end_token,
+            )
+            for text in texts
+        ]
         try:
             vectors = await asyncio.to_thread(engine.embed, tokenized)
         except RuntimeError as exc:
@@ -188,6 +193,7 @@ class InferenceService:
         entry = self.models.resolve(body.model, self.settings.default_chat_model, "chat")
         loaded = await self.models.get(entry)
         assert isinstance(loaded, LoadedChatModel)
+        check_max_tokens(body, loaded.engine.n_ctx_seq, self.settings.max_tokens_cap)
         messages = _messages_for_template(body, entry)
         prompt = loaded.templater.render(messages)
         tokens = tokenize(
@@ -231,9 +237,12 @@ class InferenceService:
             raise invalid_request(
                 "'prompt' must be a string or a non-empty list of strings.", param="prompt"
             )
+        for text in prompts:
+            require_encodable(text, "prompt")
         entry = self.models.resolve(body.model, self.settings.default_chat_model, "chat")
         loaded = await self.models.get(entry)
         assert isinstance(loaded, LoadedChatModel)
+        check_max_tokens(body, loaded.engine.n_ctx_seq, self.settings.max_tokens_cap)
         vocab = loaded.engine.vocab
         tokenized = [_Prompt(tokenize(vocab, p, True, True), p) for p in prompts]
         params = _sampling_params(body, entry, logprobs=body.logprobs)
@@ -516,6 +525,50 @@ def _sampling_params(
     )
 
 
+def require_encodable(text: str, param: str) -> None:
+    """JSON may carry lone surrogates ("\\ud800"); they are not text and cannot reach the model."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise invalid_request(
+            f"'{param}' contains invalid Unicode (a lone surrogate at position {exc.start}).",
+            param=param,
+        ) from None
+
+
+def check_max_tokens(body: _SamplingRequest, context_length: int, cap: int) -> None:
+    """max_tokens above what the model could ever generate is a mistake, not "unbounded"."""
+    limit = min(context_length, cap)
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = getattr(body, name)
+        if value is not None and value > limit:
+            raise invalid_request(
+                f"'{name}' is {value}, above the most this model can generate in one request "
+                f"({limit} tokens).",
+                param=name,
+            )
+
+
+def fit_embedding_input(
+    tokens: list[int], limit: int, *, truncate: bool, end_token: int | None
+) -> list[int]:
+    """Inputs longer than `limit` are cut (keeping the closing [SEP], as sentence-transformers
+    does) when the model has a max_input_tokens, else rejected with context_length_exceeded."""
+    if len(tokens) <= limit:
+        return tokens
+    if not truncate:
+        raise APIError(
+            400,
+            f"This model's maximum context length is {limit} tokens, "
+            f"but an input has {len(tokens)} tokens.",
+            param="input",
+            code="context_length_exceeded",
+        )
+    if end_token is not None and tokens and tokens[-1] == end_token:
+        return tokens[: limit - 1] + [end_token]
+    return tokens[:limit]
+
+
 def _content_text(content: Any) -> str:
     if content is None:
         return ""
@@ -535,7 +588,9 @@ def _messages_for_template(body: ChatCompletionRequest, entry: ModelEntry) -> li
     messages = []
     for message in body.messages:
         role = "system" if message.role == "developer" else message.role
-        messages.append({"role": role, "content": _content_text(message.content)})
+        content = _content_text(message.content)
+        require_encodable(content, "messages")
+        messages.append({"role": role, "content": content})
     if entry.system_prompt and not any(m["role"] == "system" for m in messages):
         messages.insert(0, {"role": "system", "content": entry.system_prompt})
     return messages

@@ -1,0 +1,82 @@
+"""Input limits: lone surrogates, max_tokens bounds, embedding inputs past the model's limit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from llmserver_common.errors import APIError
+from llmserver_inference.catalog import load_catalog_file
+from llmserver_inference.schemas import ChatCompletionRequest, CompletionRequest
+from llmserver_inference.service import check_max_tokens, fit_embedding_input, require_encodable
+from llmserver_inference.settings import InferenceSettings
+
+CATALOG = Path(__file__).resolve().parents[3] / "models" / "catalog.yaml"
+
+
+def chat(**fields: object) -> ChatCompletionRequest:
+    return ChatCompletionRequest.model_validate(
+        {"messages": [{"role": "user", "content": "hi"}], **fields}
+    )
+
+
+def test_lone_surrogate_is_400_naming_the_field() -> None:
+    require_encodable("héllo 名前 🙂", "messages")
+    with pytest.raises(APIError) as info:
+        require_encodable("\ud800 hi", "prompt")
+    assert info.value.status_code == 400
+    assert info.value.param == "prompt"
+    assert info.value.type == "invalid_request_error"
+
+
+@pytest.mark.parametrize("value", ["4", 1.5, 2.0, True, 0, -1])
+def test_max_tokens_must_be_a_positive_integer(value: object) -> None:
+    with pytest.raises(ValidationError):
+        chat(max_tokens=value)
+    with pytest.raises(ValidationError):
+        CompletionRequest.model_validate({"prompt": "x", "max_completion_tokens": value})
+
+
+@pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
+def test_max_tokens_above_context_or_cap_is_400(field: str) -> None:
+    check_max_tokens(chat(**{field: 2048}), context_length=2048, cap=32768)
+    check_max_tokens(chat(), context_length=2048, cap=32768)  # absent: until stop/context
+    for value, context, cap in ((10**30, 2048, 32768), (2049, 2048, 32768), (101, 4096, 100)):
+        with pytest.raises(APIError) as info:
+            check_max_tokens(chat(**{field: value}), context_length=context, cap=cap)
+        assert info.value.status_code == 400 and info.value.param == field
+        assert str(min(context, cap)) in info.value.message
+
+
+def test_max_tokens_cap_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert InferenceSettings().max_tokens_cap == 32768
+    monkeypatch.setenv("INFERENCE_MAX_TOKENS_CAP", "500")
+    assert InferenceSettings().max_tokens_cap == 500
+
+
+def test_embedding_input_truncated_keeping_the_closing_token() -> None:
+    tokens = [101, *range(1000, 1400), 102]
+    cut = fit_embedding_input(tokens, 256, truncate=True, end_token=102)
+    assert len(cut) == 256 and cut[0] == 101 and cut[-1] == 102 and cut[-2] == 1253
+    assert fit_embedding_input(tokens[:10], 256, truncate=True, end_token=102) == tokens[:10]
+    assert fit_embedding_input(list(range(300)), 256, truncate=True, end_token=None) == list(
+        range(256)
+    )
+
+
+def test_embedding_input_past_context_without_truncation_is_400() -> None:
+    with pytest.raises(APIError) as info:
+        fit_embedding_input(list(range(600)), 512, truncate=False, end_token=None)
+    assert info.value.status_code == 400
+    assert info.value.code == "context_length_exceeded"
+    assert info.value.param == "input"
+    assert "512" in info.value.message and "600" in info.value.message
+
+
+def test_shipped_catalog_limits_and_stop_tokens() -> None:
+    entries = {e.name: e for e in load_catalog_file(CATALOG)}
+    assert entries["all-MiniLM-L6-v2"].max_input_tokens == 256
+    assert entries["Nomic Embed Text v1.5"].max_input_tokens is None
+    assert set(entries["Gemma 3 270M"].stop_tokens) == {"<end_of_turn>", "<start_of_turn>"}
