@@ -254,6 +254,8 @@ def make_settings(**overrides: Any) -> GatewaySettings:
         "health_check_interval_s": 3600,
         "localdocs_active_cache_ttl_s": 0,
         "models_cache_ttl_s": 0,
+        "models_list_cache_ttl_s": 0,
+        "inference_dns_refresh_s": 0,
     }
     values.update(overrides)
     return GatewaySettings(**values)

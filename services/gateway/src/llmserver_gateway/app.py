@@ -37,7 +37,7 @@ def create_app(
         limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
         timeout=httpx.Timeout(settings.inference_timeout_s, connect=settings.connect_timeout_s),
     )
-    pool = ReplicaPool(settings.inference_urls)
+    pool = ReplicaPool(settings.inference_urls, dns_refresh_s=settings.inference_dns_refresh_s)
     metrics = GatewayMetrics()
     service = GatewayService(settings, client, pool, metrics)
 

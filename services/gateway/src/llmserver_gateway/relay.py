@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from llmserver_common.errors import error_body
+from llmserver_gateway.service import HTTPX_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class StreamRelay(Response):
                 await send({"type": "http.response.body", "body": buffer, "more_body": True})
         except httpx.TimeoutException:
             await self._send_error(send, "The inference service did not answer in time.", "timeout")
-        except httpx.HTTPError as exc:
+        except HTTPX_ERRORS as exc:
             logger.warning("inference stream broke off: %s", type(exc).__name__)
             await self._send_error(send, "The inference stream broke off.", "upstream_error")
         finally:

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
-from collections.abc import Iterator
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import urlsplit
 
 import httpx
+
+# Every exception httpx raises for a request: HTTPError does not cover them all (InvalidURL,
+# CookieConflict and the stream-state errors are separate), and none may become a 500.
+HTTPX_ERRORS: tuple[type[Exception], ...] = (
+    httpx.HTTPError,
+    httpx.InvalidURL,
+    httpx.CookieConflict,
+    httpx.StreamError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +41,50 @@ class Replica:
     state: ReplicaState = "up"
     in_flight: int = 0
     order: int = field(default=0)
+    # When it was last chosen (a pool-wide sequence number): ties go to the least recent.
+    last_pick: int = 0
+    # Set when `url` names one resolved address of a host name: the Host header to send.
+    host_header: str | None = None
+
+
+# (host, port) -> the addresses it resolves to; replaced in unit tests.
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def resolve_all(host: str, port: int) -> list[str]:
+    """Every address (A and AAAA) of `host`, in the resolver's order, without duplicates."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+@dataclass
+class _Source:
+    """One configured inference URL, and whether its host name is expanded into addresses."""
+
+    index: int
+    url: str
+    scheme: str
+    host: str
+    port: int
+    netloc: str
+    path: str
+    resolvable: bool
+
+
+def _source(index: int, url: str) -> _Source:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        ipaddress.ip_address(host)
+        literal = True
+    except ValueError:
+        literal = False
+    # https stays by name: certificate checks need it. localhost and IP literals are one
+    # replica each, as configured.
+    resolvable = parts.scheme == "http" and not literal and host.lower() != "localhost"
+    return _Source(index, url, parts.scheme, host, port, parts.netloc, parts.path, resolvable)
 
 
 class NoReplicaAvailable(Exception):
@@ -35,16 +92,82 @@ class NoReplicaAvailable(Exception):
 
 
 class ReplicaPool:
-    def __init__(self, urls: list[str]) -> None:
+    def __init__(
+        self, urls: list[str], *, dns_refresh_s: float = 0.0, resolver: Resolver | None = None
+    ) -> None:
+        # Until the first resolution each URL is one replica, by name: requests work at once.
         self.replicas = [
             Replica(name=f"inference-{index}", url=url, order=index)
             for index, url in enumerate(urls)
         ]
+        self.sources = [_source(index, url) for index, url in enumerate(urls)]
+        self.dns_refresh_s = dns_refresh_s
+        self.resolver = resolver
+        self._resolved_at = float("-inf")
+        self._picks = 0
+
+    async def resolve(self) -> None:
+        """Re-resolve each host name; every address is a replica (kept across rounds).
+
+        A name that fails to resolve keeps its current replicas: a DNS hiccup must not empty
+        the pool. Known replicas keep their state and in-flight counts.
+        """
+        if self.dns_refresh_s <= 0 or not any(source.resolvable for source in self.sources):
+            return
+        existing = {replica.url: replica for replica in self.replicas}
+        replicas: list[Replica] = []
+        for source in self.sources:
+            if not source.resolvable:
+                replicas.append(existing.get(source.url) or self._by_name(source))
+                continue
+            try:
+                # Looked up at call time so tests can patch the module's resolve_all.
+                addresses = await (self.resolver or resolve_all)(source.host, source.port)
+            except (OSError, UnicodeError) as exc:
+                logger.warning("cannot resolve %s: %s", source.host, exc)
+                addresses = []
+            if not addresses:
+                kept = [r for r in self.replicas if r.order == source.index]
+                replicas.extend(kept or [self._by_name(source)])
+                continue
+            for address in addresses:
+                host = f"[{address}]" if ":" in address else address
+                url = f"{source.scheme}://{host}:{source.port}{source.path}"
+                replica = existing.get(url)
+                if replica is None:
+                    replica = Replica(
+                        name=f"inference-{source.index}-{address}",
+                        url=url,
+                        order=source.index,
+                        host_header=source.netloc,
+                    )
+                    logger.info("inference replica %s (%s) added", replica.name, source.host)
+                replicas.append(replica)
+        for gone in set(existing) - {replica.url for replica in replicas}:
+            logger.info("inference replica %s removed", existing[gone].name)
+        self.replicas = replicas
+
+    @staticmethod
+    def _by_name(source: _Source) -> Replica:
+        return Replica(name=f"inference-{source.index}", url=source.url, order=source.index)
+
+    async def maybe_resolve(self) -> None:
+        if time.monotonic() - self._resolved_at >= self.dns_refresh_s:
+            self._resolved_at = time.monotonic()
+            await self.resolve()
 
     def candidates(self) -> list[Replica]:
         """Replicas to try, best first: serving before loading, then fewest in flight."""
         usable = [replica for replica in self.replicas if replica.state != "down"]
-        return sorted(usable, key=lambda r: (_STATE_RANK[r.state], r.in_flight, r.order))
+        return sorted(
+            usable, key=lambda r: (_STATE_RANK[r.state], r.in_flight, r.last_pick, r.order)
+        )
+
+    def note_pick(self, replica: Replica) -> None:
+        # Sequential requests (each finding every replica idle) rotate instead of all going
+        # to the first one.
+        self._picks += 1
+        replica.last_pick = self._picks
 
     def any_serving(self) -> bool:
         return any(replica.state == "up" for replica in self.replicas)
@@ -72,9 +195,10 @@ class ReplicaPool:
         await asyncio.gather(*(self._check_one(client, r, timeout) for r in self.replicas))
 
     async def _check_one(self, client: httpx.AsyncClient, replica: Replica, timeout: float) -> None:
+        headers = {"host": replica.host_header} if replica.host_header else None
         try:
-            response = await client.get(f"{replica.url}/health", timeout=timeout)
-        except httpx.HTTPError as exc:
+            response = await client.get(f"{replica.url}/health", timeout=timeout, headers=headers)
+        except HTTPX_ERRORS as exc:
             self.set_state(replica, "down")
             logger.debug("%s health check failed: %s", replica.name, type(exc).__name__)
             return
@@ -89,6 +213,7 @@ class ReplicaPool:
         """Background loop: a replica marked down comes back once its /health answers again."""
         while True:
             try:
+                await self.maybe_resolve()
                 await self.check(client, timeout)
             except Exception:  # the loop must survive anything; the next round retries
                 logger.exception("replica health check round failed")

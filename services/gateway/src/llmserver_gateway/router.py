@@ -8,7 +8,7 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
@@ -28,9 +28,11 @@ from llmserver_gateway.service import (
     GatewayService,
     Retrieval,
     UpstreamErrorAnswer,
+    check_max_tokens,
     inject_context,
     last_user_message,
     parse_json_object,
+    passed_headers,
     read_body,
     upstream_error_response,
     validate,
@@ -68,7 +70,7 @@ async def _json_body(request: Request, service: GatewayService) -> dict[str, Any
 
 @router.get("/v1/models", response_model=ModelList, tags=["models"])
 async def list_models(service: ServiceDep) -> JSONResponse:
-    models = await service.list_models(fresh=True)
+    models = await service.listed_models()
     # A ready response: FastAPI would otherwise validate it again against response_model.
     return JSONResponse(
         {"object": "list", "data": [service.public_entry(entry) for entry in models]}
@@ -108,6 +110,7 @@ DOCUMENTED_BODIES: list[type[BaseModel]] = [
 async def chat_completions(request: Request, service: ServiceDep) -> Response:
     data = await _json_body(request, service)
     parsed = validate(ChatCompletionRequest, data)
+    check_max_tokens(data, service.settings.max_tokens_cap)
     data["model"] = await service.resolve_generation_model(parsed.model)
     data.pop("localdocs", None)  # ours, not inference's
 
@@ -146,6 +149,7 @@ async def chat_completions(request: Request, service: ServiceDep) -> Response:
 async def completions(request: Request, service: ServiceDep) -> Response:
     data = await _json_body(request, service)
     parsed = validate(CompletionRequest, data)
+    check_max_tokens(data, service.settings.max_tokens_cap)
     data["model"] = await service.resolve_generation_model(parsed.model)
     body = json.dumps(data).encode()
     if parsed.stream:
@@ -281,7 +285,7 @@ async def localdocs(path: str, request: Request, service: ServiceDep) -> Respons
         # Bodies are JSON whatever the client's Content-Type says (as on the chat routes).
         content_type="application/json",
     )
-    headers = {k: upstream.headers[k] for k in ("retry-after", "location") if k in upstream.headers}
+    headers = passed_headers(upstream)
     return Response(
         upstream.content,
         status_code=upstream.status_code,
@@ -346,6 +350,12 @@ async def health(service: ServiceDep) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if serving else 503, headers=headers)
 
 
-@router.get("/metrics", tags=["operations"])
+@router.get(
+    "/metrics",
+    tags=["operations"],
+    # Prometheus text, not JSON: say so in the OpenAPI document too.
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 async def metrics(service: ServiceDep) -> Response:
     return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -6,11 +6,13 @@ envelope here; upstream error answers pass through with their status, message an
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 from fastapi import Request
@@ -19,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from llmserver_common.errors import APIError, invalid_request, model_not_found
 from llmserver_gateway.metrics import GatewayMetrics
-from llmserver_gateway.replicas import Replica, ReplicaPool
+from llmserver_gateway.replicas import HTTPX_ERRORS, Replica, ReplicaPool
 from llmserver_gateway.schemas import LocalDocsOptions, ModelEntry
 from llmserver_gateway.settings import GatewaySettings
 
@@ -28,8 +30,11 @@ logger = logging.getLogger(__name__)
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 JSON_HEADERS = {"content-type": "application/json"}
-# Headers of an upstream answer worth passing on to the client.
-_PASSED_HEADERS = ("retry-after", "location")
+# Headers of an upstream answer worth passing on to the client (Allow: every 405 needs it).
+PASSED_HEADERS = ("retry-after", "location", "allow")
+
+# Characters a forwarded path may keep unescaped; anything else is percent-encoded again.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -61,8 +66,17 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
         raise invalid_request("The request body is empty; a JSON object is required.")
     try:
         data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+    except RecursionError:
+        # `[[[...]]]` nested past the interpreter's recursion limit.
+        raise invalid_request("error parsing request JSON: nested too deeply") from None
+    except ValueError as exc:
+        # JSONDecodeError, UnicodeDecodeError, and an integer past Python's digit limit.
+        if isinstance(exc, json.JSONDecodeError):
+            detail = exc.msg
+        elif isinstance(exc, UnicodeDecodeError):
+            detail = "not UTF-8"
+        else:
+            detail = "a number is too long"
         raise invalid_request(f"error parsing request JSON: {detail}") from None
     if not isinstance(data, dict):
         raise invalid_request("The request body must be a JSON object.")
@@ -99,7 +113,7 @@ def validate(model: type[ModelT], data: dict[str, Any]) -> ModelT:
 
 def upstream_error_response(upstream: httpx.Response, body: bytes, service: str) -> Response:
     """Pass an upstream error through: its status and envelope; anything else gets wrapped."""
-    headers = {k: upstream.headers[k] for k in _PASSED_HEADERS if k in upstream.headers}
+    headers = passed_headers(upstream)
     try:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -111,6 +125,22 @@ def upstream_error_response(upstream: httpx.Response, body: bytes, service: str)
     return Response(
         json.dumps(error.body()), status, {**headers, **error.headers}, "application/json"
     )
+
+
+def passed_headers(upstream: httpx.Response) -> dict[str, str]:
+    return {k: upstream.headers[k] for k in PASSED_HEADERS if k in upstream.headers}
+
+
+def check_max_tokens(data: dict[str, Any], cap: int) -> None:
+    """A 400 for max_tokens / max_completion_tokens above the cap (types are checked already)."""
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = data.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > cap:
+            raise invalid_request(
+                f"Invalid value for '{name}': at most {cap} tokens may be requested.",
+                name,
+                code="max_tokens_too_large",
+            )
 
 
 class UpstreamErrorAnswer(Exception):
@@ -151,8 +181,13 @@ class GatewayService:
         self.localdocs_timeout = httpx.Timeout(
             settings.localdocs_timeout_s, connect=settings.connect_timeout_s
         )
+        self.localdocs_chat_timeout = httpx.Timeout(
+            settings.localdocs_chat_timeout_s,
+            connect=min(settings.connect_timeout_s, settings.localdocs_chat_timeout_s),
+        )
         self._models: list[dict[str, Any]] = []
         self._models_expire = 0.0
+        self._models_fetched = float("-inf")
         self._active: list[str] = []
         self._active_error: APIError | None = None
         self._active_expire = 0.0
@@ -186,14 +221,22 @@ class GatewayService:
             if not candidates:
                 raise self.unavailable("inference")
             replica = candidates[0]
+            self.pool.note_pick(replica)
             tried.add(replica.name)
-            request = self.client.build_request(
-                method,
-                replica.url + path,
-                content=body,
-                headers=JSON_HEADERS if body is not None else None,
-                timeout=self.inference_timeout,
-            )
+            headers = {**JSON_HEADERS} if body is not None else {}
+            if replica.host_header:
+                headers["host"] = replica.host_header
+            try:
+                request = self.client.build_request(
+                    method,
+                    replica.url + path,
+                    content=body,
+                    headers=headers or None,
+                    timeout=self.inference_timeout,
+                )
+            except HTTPX_ERRORS as exc:
+                logger.warning("cannot build an inference request: %s", type(exc).__name__)
+                raise self.unavailable("inference") from None
             self._acquire(replica)
             try:
                 response = await self.client.send(request, stream=True)
@@ -201,13 +244,14 @@ class GatewayService:
                 # Nothing was generated (or the replica died): safe to try the next replica.
                 self.release(replica)
                 self.pool.mark_down(replica, type(exc).__name__)
+                self.forget_models()  # the listing must not outlive the replica serving it
                 self.metrics.upstream_errors.labels("inference", "connect").inc()
                 continue
             except httpx.TimeoutException:
                 self.release(replica)
                 self.metrics.upstream_errors.labels("inference", "timeout").inc()
                 raise self.timed_out("inference") from None
-            except httpx.HTTPError as exc:
+            except HTTPX_ERRORS as exc:
                 self.release(replica)
                 self.metrics.upstream_errors.labels("inference", "transport").inc()
                 logger.warning("inference request failed: %s", type(exc).__name__)
@@ -237,7 +281,7 @@ class GatewayService:
         except httpx.TimeoutException:
             self.metrics.upstream_errors.labels("inference", "timeout").inc()
             raise self.timed_out("inference") from None
-        except httpx.HTTPError as exc:
+        except HTTPX_ERRORS as exc:
             self.metrics.upstream_errors.labels("inference", "transport").inc()
             logger.warning("inference answer broke off: %s", type(exc).__name__)
             raise self.unavailable("inference") from None
@@ -245,6 +289,9 @@ class GatewayService:
             await response.aclose()
             self.release(replica)
         if response.status_code >= 400:
+            if response.status_code == 404 or response.status_code >= 500:
+                # The catalog may have changed (model removed, replica restarting).
+                self.forget_models()
             raise UpstreamErrorAnswer(upstream_error_response(response, content, "inference"))
         return response, content
 
@@ -254,7 +301,11 @@ class GatewayService:
         """The inference catalog, cached briefly: name resolution runs on every request."""
         if not fresh and self._models and time.monotonic() < self._models_expire:
             return self._models
-        _, content = await self.call_inference("GET", "/v1/models")
+        try:
+            _, content = await self.call_inference("GET", "/v1/models")
+        except (APIError, UpstreamErrorAnswer):
+            self.forget_models()
+            raise
         try:
             data = json.loads(content)["data"]
             assert isinstance(data, list)
@@ -262,8 +313,20 @@ class GatewayService:
             logger.error("inference /v1/models answered an unexpected shape")
             raise self.unavailable("inference") from None
         self._models = [entry for entry in data if isinstance(entry, dict) and "id" in entry]
-        self._models_expire = time.monotonic() + self.settings.models_cache_ttl_s
+        self._models_fetched = time.monotonic()
+        self._models_expire = self._models_fetched + self.settings.models_cache_ttl_s
         return self._models
+
+    async def listed_models(self) -> list[dict[str, Any]]:
+        """For GET /v1/models: the catalog, at most models_list_cache_ttl_s old."""
+        young = time.monotonic() - self._models_fetched < self.settings.models_list_cache_ttl_s
+        if self._models and young:
+            return self._models
+        return await self.list_models(fresh=True)
+
+    def forget_models(self) -> None:
+        self._models_expire = 0.0
+        self._models_fetched = float("-inf")
 
     @staticmethod
     def public_entry(entry: dict[str, Any]) -> dict[str, Any]:
@@ -331,18 +394,30 @@ class GatewayService:
         body: bytes | None = None,
         query: str = "",
         content_type: str | None = None,
+        timeout: httpx.Timeout | None = None,
     ) -> httpx.Response:
-        """One call to localdocs; connection failures are 503, timeouts 504."""
-        url = self.settings.localdocs_url + path + (f"?{query}" if query else "")
+        """One call to localdocs; connection failures are 503, timeouts 504, bad URLs 400."""
+        if any(ord(char) < 0x20 or ord(char) == 0x7F for char in path + query):
+            raise invalid_request("The request path or query contains control characters.")
+        # `path` arrives percent-decoded: encode it again so '?', '#' or '%' in a name stay
+        # part of the path instead of starting a query or an escape.
+        url = self.settings.localdocs_url + quote(path, safe=_PATH_SAFE)
+        url += f"?{query}" if query else ""
         headers = {"content-type": content_type or "application/json"} if body else None
         try:
             response = await self.client.request(
-                method, url, content=body or None, headers=headers, timeout=self.localdocs_timeout
+                method,
+                url,
+                content=body or None,
+                headers=headers,
+                timeout=timeout or self.localdocs_timeout,
             )
         except httpx.TimeoutException:
             self.metrics.upstream_errors.labels("localdocs", "timeout").inc()
             raise self.timed_out("localdocs") from None
-        except httpx.HTTPError as exc:
+        except httpx.InvalidURL:
+            raise invalid_request("The request path or query is not a valid URL.") from None
+        except HTTPX_ERRORS as exc:
             self.metrics.upstream_errors.labels("localdocs", "connect").inc()
             logger.debug("localdocs request failed: %s", type(exc).__name__)
             raise self.unavailable("localdocs") from None
@@ -359,14 +434,24 @@ class GatewayService:
                 raise self._active_error
             return self._active
         try:
-            response = await self.call_localdocs("GET", "/v1/localdocs/active")
+            response = await self.call_localdocs(
+                "GET", "/v1/localdocs/active", timeout=self.localdocs_chat_timeout
+            )
             if response.status_code != 200:
                 raise self.unavailable("localdocs")
-            collections = response.json().get("collections") or []
-            self._active = [str(c) for c in collections]
+            try:
+                collections = response.json().get("collections") or []
+                self._active = [str(c) for c in collections]
+            except (ValueError, AttributeError, TypeError):
+                raise self.unavailable("localdocs") from None
             self._active_error = None
         except APIError as exc:
             self._active, self._active_error = [], exc
+            raise
+        except asyncio.CancelledError:
+            # The chat's retrieval deadline passed: remember localdocs as unavailable, not as
+            # "no active collections", for the cache's lifetime.
+            self._active, self._active_error = [], self.unavailable("localdocs")
             raise
         finally:
             self._active_expire = time.monotonic() + self.settings.localdocs_active_cache_ttl_s
@@ -382,17 +467,24 @@ class GatewayService:
         options = options if isinstance(options, LocalDocsOptions) else LocalDocsOptions()
         k = options.k or self.settings.localdocs_k
         try:
-            if options.collections is None:
-                collections = await self.active_collections()
-            else:
-                collections = options.collections
-            if not collections:
-                return Retrieval()
-            payload = {"query": query, "collections": collections, "k": k}
-            response = await self.call_localdocs(
-                "POST", "/v1/localdocs/search", body=json.dumps(payload).encode()
-            )
-        except APIError as exc:
+            # One deadline for the whole retrieval (active collections + search), not per call.
+            async with asyncio.timeout(self.settings.localdocs_chat_timeout_s):
+                if options.collections is None:
+                    collections = await self.active_collections()
+                else:
+                    collections = options.collections
+                if not collections:
+                    return Retrieval()
+                payload = {"query": query, "collections": collections, "k": k}
+                response = await self.call_localdocs(
+                    "POST",
+                    "/v1/localdocs/search",
+                    body=json.dumps(payload).encode(),
+                    timeout=self.localdocs_chat_timeout,
+                )
+        except (APIError, TimeoutError) as exc:
+            if isinstance(exc, TimeoutError):
+                self.metrics.upstream_errors.labels("localdocs", "timeout").inc()
             if not self._localdocs_degraded:
                 logger.warning("LocalDocs unavailable for chat (%s); answering without it", exc)
             self._localdocs_degraded = True

@@ -44,9 +44,16 @@ class GatewaySettings(BaseSettings):
     connect_timeout_s: float = Field(0.5, gt=0)
     inference_timeout_s: float = Field(600.0, gt=0)
     localdocs_timeout_s: float = Field(30.0, gt=0)
+    # LocalDocs retrieval during a chat request: past this the chat answers without references
+    # (a slow or Weaviate-less localdocs must not hold every chat for localdocs_timeout_s).
+    localdocs_chat_timeout_s: float = Field(3.0, gt=0)
     health_timeout_s: float = Field(1.0, gt=0)
     health_check_interval_s: float = Field(2.0, gt=0)
     retry_after_s: int = Field(1, ge=0)
+    # Each inference URL's host name is re-resolved this often and every address it resolves to
+    # (all A/AAAA records: `docker compose up --scale inference=3`) is a replica of its own.
+    # IP literals and localhost are used as they are; 0 turns resolving off.
+    inference_dns_refresh_s: float = Field(5.0, ge=0)
 
     # Public API behaviour.
     cors_origins: Annotated[list[str], NoDecode] = ["*"]
@@ -55,6 +62,14 @@ class GatewaySettings(BaseSettings):
     unknown_model_fallback: bool = False
     default_chat_model: str | None = None
     models_cache_ttl_s: float = Field(5.0, ge=0)
+    # GET /v1/models is answered from a copy this young at most (0: always ask inference).
+    models_list_cache_ttl_s: float = Field(2.0, ge=0)
+    # Largest max_tokens / max_completion_tokens accepted; larger is a 400 (a request asking for
+    # 10**30 tokens would otherwise generate until the context is full).
+    max_tokens_cap: int = Field(4096, ge=1)
+    # Set where binding 0.0.0.0 is intended and the port is published on loopback only (the
+    # container in compose.yaml): the "reachable from other machines" warning becomes info.
+    public_bind_acknowledged: bool = False
 
     # LocalDocs in chat.
     localdocs_k: int = Field(3, ge=1, le=100)
@@ -120,9 +135,16 @@ class GatewaySettings(BaseSettings):
         return self
 
     def warn_if_exposed(self) -> None:
-        if self.host not in _LOOPBACK_HOSTS:
-            logger.warning(
-                "gateway binds %s, not loopback: it is reachable from other machines%s",
+        if self.host in _LOOPBACK_HOSTS:
+            return
+        if self.public_bind_acknowledged:
+            logger.info(
+                "gateway binds %s (acknowledged: the host publishes the port on loopback only)",
                 self.host,
-                "" if self.api_key else " and no API key is set",
             )
+            return
+        logger.warning(
+            "gateway binds %s, not loopback: it is reachable from other machines%s",
+            self.host,
+            "" if self.api_key else " and no API key is set",
+        )
