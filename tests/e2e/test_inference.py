@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import math
 import os
 import signal
 import socket
@@ -571,3 +572,22 @@ def test_minilm_inputs_are_truncated_to_256_tokens(service: Service) -> None:
     # Under the limit nothing is cut: a different input, a different vector.
     shorter, _ = embed(_words(200))
     assert shorter != pytest.approx(head, abs=1e-3)
+
+
+@needs_embedder
+def test_minilm_vectors_match_sentence_transformers(service: Service) -> None:
+    """Reference vectors made with sentence-transformers. Their items are all under 256 tokens;
+    test_minilm_inputs_are_truncated_to_256_tokens checks the cut."""
+    reference_file = REPO_ROOT / "tests" / "data" / "minilm-l6-v2-embeddings.json"
+    if not reference_file.exists():
+        pytest.skip("no sentence-transformers reference vectors")
+    items = json.loads(reference_file.read_text(encoding="utf-8"))["items"]
+    texts = [item["text"] for item in items]
+    r = httpx.post(f"{service.url}/v1/embeddings", json={"input": texts, "model": EMBED})
+    assert r.status_code == 200, r.text
+    for item, data in zip(items, r.json()["data"], strict=True):
+        ours, theirs = data["embedding"], item["embedding"]
+        cosine = sum(a * b for a, b in zip(ours, theirs, strict=True)) / math.sqrt(
+            sum(b * b for b in theirs)
+        )
+        assert cosine >= 0.999, (item["text"][:40], cosine)
