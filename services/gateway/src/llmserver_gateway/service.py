@@ -486,7 +486,8 @@ class GatewayService:
             if isinstance(exc, TimeoutError):
                 self.metrics.upstream_errors.labels("localdocs", "timeout").inc()
             if not self._localdocs_degraded:
-                logger.warning("LocalDocs unavailable for chat (%s); answering without it", exc)
+                reason = exc if isinstance(exc, APIError) else "no answer within the chat deadline"
+                logger.warning("LocalDocs unavailable for chat (%s); answering without it", reason)
             self._localdocs_degraded = True
             return Retrieval(status="unavailable")
         if 400 <= response.status_code < 500:
