@@ -112,7 +112,7 @@ class ChatTemplater:
             try:
                 rendered = self.render(messages).text
                 break
-            except Exception:  # noqa: BLE001 - a template may reject the probe; try without system
+            except Exception:  # a template may reject the probe: try without system
                 continue
         return [marker for marker in TURN_MARKERS if marker in rendered]
 
