@@ -8,6 +8,8 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from llmserver_common.settings import check_log_level, split_list
+
 logger = logging.getLogger(__name__)
 
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -15,18 +17,6 @@ _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 # GPT4All's LocalDocs prompt: "### Context:" then one block per snippet, then the user's message.
 DEFAULT_SNIPPET_TEMPLATE = "Collection: {collection}\nPath: {path}\nExcerpt: {text}"
 DEFAULT_CONTEXT_TEMPLATE = "### Context:\n{snippets}\n\n{message}"
-
-
-def _split_list(value: Any) -> Any:
-    """Accept a JSON list or a comma-separated string (the house rule for list settings)."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            import json
-
-            return json.loads(text)
-        return [part.strip() for part in text.split(",") if part.strip()]
-    return value
 
 
 class GatewaySettings(BaseSettings):
@@ -80,7 +70,7 @@ class GatewaySettings(BaseSettings):
     @field_validator("inference_urls", "cors_origins", mode="before")
     @classmethod
     def _parse_list(cls, value: Any) -> Any:
-        return _split_list(value)
+        return split_list(value)
 
     @field_validator("inference_urls")
     @classmethod
@@ -107,9 +97,7 @@ class GatewaySettings(BaseSettings):
     @field_validator("log_level")
     @classmethod
     def _check_level(cls, level: str) -> str:
-        if level.upper() not in logging.getLevelNamesMapping():
-            raise ValueError(f"unknown log level {level!r}")
-        return level.upper()
+        return check_log_level(level)
 
     @model_validator(mode="after")
     def _check_templates(self) -> GatewaySettings:

@@ -8,6 +8,8 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from llmserver_common.settings import check_log_level, split_list
+
 # <repo>/models when running from the source tree (services/inference/src/llmserver_inference).
 _REPO_MODELS_DIR = Path(__file__).resolve().parents[4] / "models"
 
@@ -56,19 +58,9 @@ class InferenceSettings(BaseSettings):
     @field_validator("preload", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                import json
-
-                return json.loads(text)
-            return [part.strip() for part in text.split(",") if part.strip()]
-        return value
+        return split_list(value)
 
     @field_validator("log_level")
     @classmethod
     def _check_level(cls, value: str) -> str:
-        level = value.upper()
-        if level not in {"CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"}:
-            raise ValueError(f"unknown log level {value!r}")
-        return level
+        return check_log_level(value)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from llmserver_common.settings import absolute_paths, check_log_level, split_list
 
 
 class LocalDocsSettings(BaseSettings):
@@ -41,26 +42,14 @@ class LocalDocsSettings(BaseSettings):
     @field_validator("allowed_roots", mode="before")
     @classmethod
     def _split_roots(cls, value: Any) -> Any:
-        # A JSON list or a comma-separated string (docs/DEVELOPING.md).
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [part.strip() for part in text.split(",") if part.strip()]
-        return value
+        return split_list(value)
 
     @field_validator("allowed_roots")
     @classmethod
     def _absolute_roots(cls, value: list[Path]) -> list[Path]:
-        for root in value:
-            if not root.is_absolute():
-                raise ValueError(f"allowed root '{root}' is not an absolute path")
-        return [root.resolve() for root in value]
+        return absolute_paths(value)
 
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
-        level = value.upper()
-        if level not in {"CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"}:
-            raise ValueError(f"unknown log level '{value}'")
-        return level
+        return check_log_level(value)
