@@ -259,3 +259,19 @@ def make_settings(**overrides: Any) -> GatewaySettings:
     }
     values.update(overrides)
     return GatewaySettings(**values)
+
+
+# -- assertions and bodies shared by the gateway test files ---------------------------------
+
+
+def chat_body(**extra: Any) -> dict[str, Any]:
+    return {"model": "Gemma 3 270M", "messages": [{"role": "user", "content": "Hi"}], **extra}
+
+
+def assert_envelope(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert isinstance(error["message"], str) and error["message"]
+    assert "Traceback" not in error["message"] and ".test" not in error["message"]
+    return error

@@ -10,22 +10,9 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from gateway_fakes import INFERENCE_B, REFERENCE, Upstreams
+from gateway_fakes import INFERENCE_B, REFERENCE, Upstreams, assert_envelope, chat_body
 
 Gateway = Callable[..., TestClient]
-
-
-def chat_body(**extra: Any) -> dict[str, Any]:
-    return {"model": "Gemma 3 270M", "messages": [{"role": "user", "content": "Hi"}], **extra}
-
-
-def assert_envelope(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert set(error) == {"message", "type", "param", "code"}
-    assert isinstance(error["message"], str) and error["message"]
-    assert "Traceback" not in error["message"] and ".test" not in error["message"]
-    return error
 
 
 # -- models -------------------------------------------------------------------------------------

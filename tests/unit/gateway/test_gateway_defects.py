@@ -12,7 +12,15 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from gateway_fakes import REFERENCE, FakeInference, FakeLocalDocs, Upstreams, make_settings
+from gateway_fakes import (
+    REFERENCE,
+    FakeInference,
+    FakeLocalDocs,
+    Upstreams,
+    assert_envelope,
+    chat_body,
+    make_settings,
+)
 
 from llmserver_gateway import replicas as replicas_module
 from llmserver_gateway.app import create_app
@@ -22,19 +30,6 @@ Gateway = Callable[..., TestClient]
 
 CHAT = "/v1/chat/completions"
 GENERATION_PATHS = [CHAT, "/v1/completions", "/v1/embeddings"]
-
-
-def chat_body(**extra: Any) -> dict[str, Any]:
-    return {"model": "Gemma 3 270M", "messages": [{"role": "user", "content": "Hi"}], **extra}
-
-
-def assert_envelope(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert set(error) == {"message", "type", "param", "code"}
-    assert isinstance(error["message"], str) and error["message"]
-    assert "Traceback" not in error["message"] and ".test" not in error["message"]
-    return error
 
 
 # -- D1: deeply nested JSON -------------------------------------------------------------------
