@@ -29,6 +29,11 @@ CHAT = "Gemma 3 270M"
 EMBED_FILE = "all-MiniLM-L6-v2.F32.gguf"
 EMBED = "all-MiniLM-L6-v2"
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
+# Layers offloaded to the GPU, in the service and in-process alike (0: CPU only; -1: all).
+GPU_LAYERS = int(os.environ.get("BENCH_GPU_LAYERS", "0"))
+RESULTS_FILE = Path(
+    os.environ.get("BENCH_INFERENCE_RESULTS", REPO / "bench" / "results" / "inference.json")
+)
 GEN_TOKENS = 64
 # Each measure is taken several times and the best kept: the machine is shared and noisy.
 REPEATS = 3
@@ -50,6 +55,7 @@ def start_service(port: int) -> subprocess.Popen[bytes]:
         "INFERENCE_HOST": "127.0.0.1",
         "INFERENCE_MODELS_DIR": str(MODELS_DIR),
         "INFERENCE_THREADS": str(THREADS),
+        "INFERENCE_N_GPU_LAYERS": str(GPU_LAYERS),
         "INFERENCE_LOG_LEVEL": "WARNING",
     }
     proc = subprocess.Popen(
@@ -153,6 +159,7 @@ def measure_in_process() -> dict[str, Any]:
         n_threads=THREADS,
         n_threads_batch=THREADS,
         n_batch=512,
+        n_gpu_layers=GPU_LAYERS,
         verbose=False,
     )
     tokens = llm.tokenize(LONG_PROMPT.encode())
@@ -175,6 +182,7 @@ def measure_in_process() -> dict[str, Any]:
             n_ubatch=2048,
             n_threads=THREADS,
             n_threads_batch=THREADS,
+            n_gpu_layers=GPU_LAYERS,
             verbose=False,
         )
         emb.embed(EMBED_TEXTS[:32])  # warm-up
@@ -203,6 +211,7 @@ def main() -> None:
             n_threads=THREADS,
             n_threads_batch=THREADS,
             n_batch=512,
+            n_gpu_layers=GPU_LAYERS,
             verbose=False,
         )
         service_single_stream(port)  # warm-up
@@ -262,15 +271,15 @@ def main() -> None:
 
     results = {
         "threads": THREADS,
+        "gpu_layers": GPU_LAYERS,
         "model": CHAT_FILE,
         "service": service,
         "in_process": local,
         "ratios": {name: round(ratio, 3) for name, _, _, ratio, _ in rows},
     }
-    out_dir = REPO / "bench" / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "inference.json").write_text(json.dumps(results, indent=2))
-    print(f"wrote {out_dir / 'inference.json'}")
+    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS_FILE.write_text(json.dumps(results, indent=2))
+    print(f"wrote {RESULTS_FILE}")
 
 
 if __name__ == "__main__":
