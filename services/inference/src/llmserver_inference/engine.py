@@ -284,6 +284,8 @@ class GenerationRequest:
         sampler: Samplers,
         loop: asyncio.AbstractEventLoop,
         queue: asyncio.Queue[GenerationEvent],
+        *,
+        stream: bool = True,
     ) -> None:
         self.index = index
         self.prompt_tokens = prompt_tokens
@@ -293,6 +295,26 @@ class GenerationRequest:
         self._queue = queue
         # Set from the event loop (client gone); read by the scheduler thread.
         self.cancelled = False
+        # A non-streamed reply is read only once it is finished: its text is held in the
+        # scheduler and sent with the last event, which spares the event loop (and the CPU
+        # that decoding needs) one wake-up per token per request.
+        self.stream = stream
+        self._held_text: list[str] = []
+        self._held_logprobs: list[TokenLogprob] = []
+
+    def hold_or_release(self, event: GenerationEvent) -> GenerationEvent | None:
+        """The event to send now, or None when it is held for the last event (not streamed)."""
+        if self.stream or event.error is not None:
+            return event
+        if event.finish_reason is None:
+            self._held_text.append(event.text)
+            self._held_logprobs.extend(event.logprobs)
+            return None
+        if self._held_text or self._held_logprobs:
+            event.text = "".join(self._held_text) + event.text
+            event.logprobs = self._held_logprobs + event.logprobs
+            self._held_text, self._held_logprobs = [], []
+        return event
 
     def emit(self, event: GenerationEvent) -> None:
         try:
@@ -484,7 +506,9 @@ class ChatEngine:
             self._active -= 1
 
     def _post(self, request: GenerationRequest, event: GenerationEvent) -> None:
-        self._outbox.append((request, event))
+        released = request.hold_or_release(event)
+        if released is not None:
+            self._outbox.append((request, released))
 
     def _flush(self) -> None:
         if not self._outbox:

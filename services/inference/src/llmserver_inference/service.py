@@ -205,7 +205,9 @@ class InferenceService:
         elif body.top_logprobs:
             raise invalid_request("'top_logprobs' requires 'logprobs': true.", param="top_logprobs")
         params = _sampling_params(body, entry, logprobs=top)
-        run = self._start(loaded, [_Prompt(tokens, prompt.text)], body.n, params, "messages")
+        run = self._start(
+            loaded, [_Prompt(tokens, prompt.text)], body.n, params, "messages", bool(body.stream)
+        )
         meta = _ResponseMeta(
             id=f"chatcmpl-{uuid.uuid4().hex}",
             model=entry.name,
@@ -246,7 +248,7 @@ class InferenceService:
         vocab = loaded.engine.vocab
         tokenized = [_Prompt(tokenize(vocab, p, True, True), p) for p in prompts]
         params = _sampling_params(body, entry, logprobs=body.logprobs)
-        run = self._start(loaded, tokenized, body.n, params, "prompt")
+        run = self._start(loaded, tokenized, body.n, params, "prompt", bool(body.stream))
         meta = _ResponseMeta(
             id=f"cmpl-{uuid.uuid4().hex}",
             model=entry.name,
@@ -265,6 +267,7 @@ class InferenceService:
         n: int,
         params: SamplingParams,
         prompt_param: str,
+        stream: bool,
     ) -> _Run:
         engine = loaded.engine
         for prompt in prompts:
@@ -286,7 +289,13 @@ class InferenceService:
                     sampler = build_sampler(choice_params, engine.vocab, engine.n_vocab)
                     requests.append(
                         GenerationRequest(
-                            p_index * n + i, prompt.tokens, choice_params, sampler, loop, queue
+                            p_index * n + i,
+                            prompt.tokens,
+                            choice_params,
+                            sampler,
+                            loop,
+                            queue,
+                            stream=stream,
                         )
                     )
             engine.submit(requests)
