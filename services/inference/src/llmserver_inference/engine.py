@@ -400,6 +400,11 @@ class ChatEngine:
         # True: one shared KV buffer; each sequence is still capped at context_length below,
         # so the slots together never need more than n_ctx cells.
         params.kv_unified = kv_unified
+        # Sliding-window layers (Gemma 3: 5 in 6) keep only their window of each sequence, not
+        # the whole context, as llama-server does: a prompt is never reused across requests
+        # here (a slot's sequence is cleared on admission), so the full-size cache would only
+        # cost memory (about 200 MB with the default 8 slots of 2048 tokens).
+        params.swa_full = False
         self.ctx = llama_cpp.llama_init_from_model(model.model, params)
         if not self.ctx:
             raise RuntimeError("llama.cpp could not create a context")
