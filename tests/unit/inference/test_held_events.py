@@ -18,6 +18,8 @@ from llmserver_inference.engine import (
     tokenize,
 )
 
+from .engine_events import run_request
+
 GEMMA = Path(__file__).resolve().parents[3] / "models" / "gemma-3-270m-q4_k_m.gguf"
 
 
@@ -74,22 +76,9 @@ def test_engine_sends_one_event_for_a_non_streamed_request_with_the_streamed_tex
     params = SamplingParams(temperature=0.0, max_tokens=12)
 
     async def generate(stream: bool) -> list[GenerationEvent]:
-        queue: asyncio.Queue[GenerationEvent] = asyncio.Queue()
         prompt = tokenize(engine.vocab, "The capital of France is", True, True)
         sampler = build_sampler(params, engine.vocab, engine.n_vocab)
-        engine.submit(
-            [
-                GenerationRequest(
-                    0, prompt, params, sampler, asyncio.get_running_loop(), queue, stream=stream
-                )
-            ]
-        )
-        events = []
-        while True:
-            event = await asyncio.wait_for(queue.get(), timeout=60)
-            events.append(event)
-            if event.finish_reason or event.error:
-                return events
+        return await run_request(engine, prompt, params, sampler, stream=stream)
 
     try:
         streamed = asyncio.run(generate(stream=True))

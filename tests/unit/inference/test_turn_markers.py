@@ -12,7 +12,6 @@ from llmserver_inference.catalog import load_catalog_file
 from llmserver_inference.engine import (
     ChatEngine,
     GenerationEvent,
-    GenerationRequest,
     Samplers,
     SamplingParams,
     load_model,
@@ -20,6 +19,8 @@ from llmserver_inference.engine import (
 )
 from llmserver_inference.models import _stop_token_ids
 from llmserver_inference.prompting import ChatTemplater
+
+from .engine_events import run_request
 
 MODELS = Path(__file__).resolve().parents[3] / "models"
 GEMMA = MODELS / "gemma-3-270m-q4_k_m.gguf"
@@ -82,23 +83,9 @@ def test_turn_marker_ends_the_sequence_and_is_not_shown() -> None:
             chain, llama_cpp.llama_sampler_init_logit_bias(n_vocab, 1, bias)
         )
         llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
-        queue: asyncio.Queue[GenerationEvent] = asyncio.Queue()
         prompt = tokenize(vocab, "Hello", True, True)
-        request = GenerationRequest(
-            0,
-            prompt,
-            SamplingParams(temperature=0.0, max_tokens=5),
-            Samplers(chain=chain),
-            asyncio.get_running_loop(),
-            queue,
-        )
-        engine.submit([request])
-        events = []
-        while True:
-            event = await asyncio.wait_for(queue.get(), timeout=60)
-            events.append(event)
-            if event.finish_reason or event.error:
-                return events
+        params = SamplingParams(temperature=0.0, max_tokens=5)
+        return await run_request(engine, prompt, params, Samplers(chain=chain))
 
     try:
         events = asyncio.run(generate())
