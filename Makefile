@@ -4,7 +4,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-unit test-e2e soak lint format bench up down clean
+.PHONY: setup run test test-unit test-e2e soak lint format bench llama-server up down clean
 
 setup:
 	$(PYTHON) -m devstack install
@@ -33,6 +33,10 @@ format: setup
 
 bench: setup
 	$(VPY) bench/run_all.py
+
+# llama.cpp's own server, a reference row in the inference benchmark (compiles ~10 minutes).
+llama-server:
+	$(PYTHON) -m devstack llama-server
 
 up:
 	docker compose up

@@ -34,6 +34,16 @@ GPU_LAYERS = int(os.environ.get("BENCH_GPU_LAYERS", "0"))
 RESULTS_FILE = Path(
     os.environ.get("BENCH_INFERENCE_RESULTS", REPO / "bench" / "results" / "inference.json")
 )
+# llama.cpp's own llama-server, built from the same llama.cpp as our llama-cpp-python
+# (`make llama-server`), measured in the same run as a reference for batching; skipped if absent.
+LLAMA_SERVER = Path(
+    os.environ.get(
+        "BENCH_LLAMA_SERVER",
+        Path(os.environ.get("LLMSERVER_CACHE", Path.home() / ".cache" / "llmserver"))
+        / "llama-server-0.3.36"
+        / "llama-server",
+    )
+)
 GEN_TOKENS = 64
 # Each measure is taken several times and the best kept: the machine is shared and noisy.
 REPEATS = 3
@@ -61,6 +71,10 @@ def start_service(port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "llmserver_inference"], env=env, start_new_session=True
     )
+    return wait_healthy(proc, port, "the inference service")
+
+
+def wait_healthy(proc: subprocess.Popen[bytes], port: int, what: str) -> subprocess.Popen[bytes]:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -69,9 +83,26 @@ def start_service(port: int) -> subprocess.Popen[bytes]:
         except httpx.HTTPError:
             pass
         if proc.poll() is not None:
-            raise SystemExit("the inference service exited")
+            raise SystemExit(f"{what} exited")
         time.sleep(0.3)
-    raise SystemExit("the inference service did not become healthy")
+    raise SystemExit(f"{what} did not become healthy")
+
+
+def start_llama_server(port: int) -> subprocess.Popen[bytes]:
+    """The same model, threads, slots and per-slot context as the service."""
+    proc = subprocess.Popen(
+        [
+            str(LLAMA_SERVER),
+            *("-m", str(MODELS_DIR / CHAT_FILE), "-t", str(THREADS), "-tb", str(THREADS)),
+            *("-np", "8", "-c", str(8 * 2048), "-ngl", str(999 if GPU_LAYERS < 0 else GPU_LAYERS)),
+            *("--host", "127.0.0.1", "--port", str(port), "--no-webui"),
+        ],
+        env={**os.environ, "LD_LIBRARY_PATH": str(LLAMA_SERVER.parent)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    return wait_healthy(proc, port, "llama-server")
 
 
 def stop_service(proc: subprocess.Popen[bytes]) -> None:
@@ -118,20 +149,33 @@ async def service_embeddings(http: httpx.AsyncClient) -> float:
     return len(EMBED_TEXTS) / (time.perf_counter() - started)
 
 
-async def measure_service(port: int) -> dict[str, Any]:
+async def measure_service(port: int, reference: dict[str, Any] | None) -> dict[str, Any]:
+    """The service's figures; llama-server's aggregates go into `reference` when it runs."""
     out: dict[str, Any] = {}
+    ref_http = None
+    if reference is not None:
+        ref_http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{reference['port']}", timeout=300)
+        await aggregate_tps(ref_http, 2)  # warm-up
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=300) as http:
         out["ttft_s"] = min([await service_ttft(http) for _ in range(REPEATS)])
-        # Repeats interleaved, so that a burst of load from elsewhere hits every level alike.
+        # Repeats interleaved, so that a burst of load from elsewhere hits every level (and
+        # llama-server) alike.
         rates: dict[int, list[float]] = {1: [], 4: [], 8: []}
+        ref_rates: dict[int, list[float]] = {1: [], 4: [], 8: []}
         for _ in range(REPEATS):
             for clients, found in rates.items():
                 found.append(await aggregate_tps(http, clients))
+                if ref_http is not None:
+                    ref_rates[clients].append(await aggregate_tps(ref_http, clients))
         for clients, found in rates.items():
             out[f"aggregate_tps_{clients}"] = max(found)
+            if reference is not None:
+                reference[f"aggregate_tps_{clients}"] = max(ref_rates[clients])
         if (MODELS_DIR / EMBED_FILE).exists():
             await service_embeddings(http)  # warm-up
             out["embeddings_per_s"] = max([await service_embeddings(http) for _ in range(REPEATS)])
+    if ref_http is not None:
+        await ref_http.aclose()
     return out
 
 
@@ -203,7 +247,14 @@ def main() -> None:
 
     port = free_port()
     proc = start_service(port)
+    reference: dict[str, Any] | None = None
+    reference_proc = None
     try:
+        if LLAMA_SERVER.exists():
+            reference = {"port": free_port(), "binary": str(LLAMA_SERVER)}
+            reference_proc = start_llama_server(reference["port"])
+        else:
+            print(f"llama-server reference skipped: {LLAMA_SERVER} is absent (make llama-server)")
         # One stream, alternating service and in-process so both see the same machine load.
         llm = Llama(
             str(MODELS_DIR / CHAT_FILE),
@@ -221,10 +272,12 @@ def main() -> None:
             service_rates.append(service_single_stream(port))
             local_rates.append(local_single_stream(llm))
         del llm
-        service = asyncio.run(measure_service(port))
+        service = asyncio.run(measure_service(port, reference))
         service["single_stream_tps"] = max(service_rates)
     finally:
         stop_service(proc)
+        if reference_proc is not None:
+            stop_service(reference_proc)
     local = measure_in_process()
     local["single_stream_tps"] = max(local_rates)
 
@@ -255,6 +308,22 @@ def main() -> None:
             "tok/s",
             ">= 1.79" if clients == 4 else "grows",
         )
+    if reference is not None:
+        row(
+            "llama-server: aggregate at 4 clients vs 1",
+            reference["aggregate_tps_4"],
+            reference["aggregate_tps_1"],
+            "tok/s",
+            "reference",
+        )
+        for clients in (1, 4, 8):
+            row(
+                f"service vs llama-server at {clients} client{'s' if clients > 1 else ''}",
+                service[f"aggregate_tps_{clients}"],
+                reference[f"aggregate_tps_{clients}"],
+                "tok/s",
+                ">= 1" if clients == 4 else "",
+            )
     if "embeddings_per_s" in service and "embeddings_per_s" in local:
         row(
             "embeddings: service vs in-process",
@@ -275,6 +344,7 @@ def main() -> None:
         "model": CHAT_FILE,
         "service": service,
         "in_process": local,
+        "llama_server": reference,
         "ratios": {name: round(ratio, 3) for name, _, _, ratio, _ in rows},
     }
     RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)

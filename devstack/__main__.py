@@ -60,6 +60,9 @@ def main() -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     install = commands.add_parser("install", help="install whatever is missing (make setup)")
     install.add_argument("--models-dir", default=str(paths.default_models_dir()))
+    commands.add_parser(
+        "llama-server", help="build llama.cpp's llama-server, the benchmark's reference"
+    )
     run = commands.add_parser("run", help="start every service (make run)")
     run.add_argument("--data-dir", default=str(paths.default_data_dir()))
     run.add_argument("--models-dir", default=str(paths.default_models_dir()))
@@ -76,6 +79,11 @@ def main() -> int:
         from devstack import install as installer
 
         installer.main(Path(args.models_dir))
+        return 0
+    if args.command == "llama-server":
+        from devstack import install as installer
+
+        installer.ensure_llama_server()
         return 0
     return _run(args)
 

@@ -113,6 +113,61 @@ def ensure_llama_wheel() -> None:
     )
 
 
+def ensure_llama_server() -> None:
+    """`make llama-server`: only the benchmark uses it, so `make setup` does not build it."""
+    binary = paths.llama_server_binary()
+    if binary.exists():
+        return
+    import tarfile
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        # The same source as the wheel: llama-cpp-python's sdist vendors llama.cpp.
+        run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                f"llama-cpp-python=={paths.LLAMA_CPP_PYTHON_VERSION}",
+                "-d",
+                work,
+            ]
+        )
+        sdist = next(work.glob("llama_cpp_python-*.tar.gz"))
+        with tarfile.open(sdist) as tar:
+            tar.extractall(work, filter="data")
+        source = next(work.glob("llama_cpp_python-*/vendor/llama.cpp"))
+        build = work / "build"
+        generator = ["-G", "Ninja"] if shutil.which("ninja") else []
+        run(
+            [
+                "cmake",
+                "-S",
+                source,
+                "-B",
+                build,
+                *generator,
+                "-DCMAKE_BUILD_TYPE=Release",
+                *("-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_CURL=OFF"),
+                *("-DLLAMA_BUILD_UI=OFF", "-DLLAMA_USE_PREBUILT_UI=OFF", "-DLLAMA_OPENSSL=OFF"),
+            ]
+        )
+        jobs = str(os.cpu_count() or 2)
+        run(["cmake", "--build", build, "--target", "llama-server", "-j", jobs])
+        staging = binary.parent.with_name(binary.parent.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        for built in (build / "bin").iterdir():
+            if built.name == "llama-server" or ".so" in built.name:
+                shutil.copy2(built, staging / built.name, follow_symlinks=False)
+        staging.rename(binary.parent)
+
+
 def _venv_fingerprint() -> str:
     digest = hashlib.sha256()
     for name in VENV_INPUTS:

@@ -35,6 +35,11 @@ def tika_jar() -> Path:
     return cache_dir() / f"tika-{TIKA_VERSION}" / f"tika-server-standard-{TIKA_VERSION}.jar"
 
 
+def llama_server_binary() -> Path:
+    """llama.cpp's own server, from the same llama.cpp as the wheel: the batching reference."""
+    return cache_dir() / f"llama-server-{LLAMA_CPP_PYTHON_VERSION}" / "llama-server"
+
+
 def wheel_dir() -> Path:
     return cache_dir() / "wheels"
 
