@@ -193,11 +193,11 @@ def local_single_stream(llm: Any) -> float:
     return int(reply["usage"]["completion_tokens"]) / (time.perf_counter() - started)
 
 
-def measure_in_process() -> dict[str, Any]:
+def local_chat_model() -> Any:
+    """The baseline: llama-cpp-python in-process, same model, threads and GPU layers."""
     from llama_cpp import Llama
 
-    out: dict[str, Any] = {}
-    llm = Llama(
+    return Llama(
         str(MODELS_DIR / CHAT_FILE),
         n_ctx=2048,
         n_threads=THREADS,
@@ -206,6 +206,13 @@ def measure_in_process() -> dict[str, Any]:
         n_gpu_layers=GPU_LAYERS,
         verbose=False,
     )
+
+
+def measure_in_process() -> dict[str, Any]:
+    from llama_cpp import Llama
+
+    out: dict[str, Any] = {}
+    llm = local_chat_model()
     tokens = llm.tokenize(LONG_PROMPT.encode())
     times = []
     for _ in range(REPEATS):
@@ -243,7 +250,6 @@ def measure_in_process() -> dict[str, Any]:
 def main() -> None:
     if not (MODELS_DIR / CHAT_FILE).exists():
         raise SystemExit(f"{CHAT_FILE} is not in {MODELS_DIR}")
-    from llama_cpp import Llama
 
     port = free_port()
     proc = start_service(port)
@@ -256,15 +262,7 @@ def main() -> None:
         else:
             print(f"llama-server reference skipped: {LLAMA_SERVER} is absent (make llama-server)")
         # One stream, alternating service and in-process so both see the same machine load.
-        llm = Llama(
-            str(MODELS_DIR / CHAT_FILE),
-            n_ctx=2048,
-            n_threads=THREADS,
-            n_threads_batch=THREADS,
-            n_batch=512,
-            n_gpu_layers=GPU_LAYERS,
-            verbose=False,
-        )
+        llm = local_chat_model()
         service_single_stream(port)  # warm-up
         llm.create_completion(PROMPT, max_tokens=8, temperature=0)  # warm-up
         service_rates, local_rates = [], []

@@ -84,6 +84,19 @@ def load_model(path: str, n_gpu_layers: int) -> LlamaModel:
     return LlamaModel(path_model=path, params=params, verbose=False)
 
 
+def context_params(n_ctx: int, batch_size: int, sequences: int, threads: int) -> Any:
+    """llama.cpp context parameters both engines start from (one batch = one ubatch)."""
+    params = llama_cpp.llama_context_default_params()
+    params.n_ctx = n_ctx
+    params.n_batch = batch_size
+    params.n_ubatch = batch_size
+    params.n_seq_max = sequences
+    params.n_threads = threads
+    params.n_threads_batch = threads
+    params.no_perf = True
+    return params
+
+
 def token_piece(vocab: Any, token: int, special: bool = False) -> bytes:
     buf = ctypes.create_string_buffer(64)
     n = llama_cpp.llama_token_to_piece(vocab, token, buf, len(buf), 0, special)
@@ -386,16 +399,9 @@ class ChatEngine:
         self.max_queue = max_queue
         self.batch_size = batch_size
 
-        params = llama_cpp.llama_context_default_params()
-        params.n_ctx = context_length * slots
-        params.n_batch = batch_size
-        params.n_ubatch = batch_size
-        params.n_seq_max = slots
+        params = context_params(context_length * slots, batch_size, slots, threads)
         # At most one sampled position per sequence per batch: no room for more logits needed.
         params.n_outputs_max = slots
-        params.n_threads = threads
-        params.n_threads_batch = threads
-        params.no_perf = True
         # False: each sequence gets its own share of the context (n_ctx / n_seq_max).
         # True: one shared KV buffer; each sequence is still capped at context_length below,
         # so the slots together never need more than n_ctx cells.
@@ -716,16 +722,9 @@ class EmbeddingEngine:
         self.end_token: int | None = closing[-1] if closing and closing[-1] in (sep, eos) else None
 
     def _make_context(self, threads: int, pooling: int) -> Any:
-        params = llama_cpp.llama_context_default_params()
-        params.n_ctx = self.batch_size
-        params.n_batch = self.batch_size
-        params.n_ubatch = self.batch_size
-        params.n_seq_max = self.max_sequences
-        params.n_threads = threads
-        params.n_threads_batch = threads
+        params = context_params(self.batch_size, self.batch_size, self.max_sequences, threads)
         params.embeddings = True
         params.pooling_type = pooling
-        params.no_perf = True
         # All sequences share the cells of one batch.
         params.kv_unified = True
         ctx = llama_cpp.llama_init_from_model(self.model.model, params)
