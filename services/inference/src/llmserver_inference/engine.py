@@ -312,6 +312,9 @@ class GenerationRequest:
         # scheduler and sent with the last event, which spares the event loop (and the CPU
         # that decoding needs) one wake-up per token per request.
         self.stream = stream
+        # The first of the n choices of one prompt (set by ChatEngine.submit): this choice
+        # copies its KV cache instead of evaluating the same prompt again.
+        self.prompt_leader: GenerationRequest | None = None
         self._held_text: list[str] = []
         self._held_logprobs: list[TokenLogprob] = []
 
@@ -346,6 +349,11 @@ class _Slot:
         self.seq_id = seq_id
         self.request: GenerationRequest | None = None
         self.to_eval: list[int] = []
+        # Until the prompt's last token is decoded; other choices of the same prompt wait in
+        # `followers` for it, then copy this sequence's cache and sample from the same logits.
+        self.prompt_pending = False
+        self.followers: list[_Slot] = []
+        self.leader: _Slot | None = None
         self.n_past = 0
         self.generated = 0
         self.decoder: codecs.IncrementalDecoder = codecs.getincrementaldecoder("utf-8")("replace")
@@ -356,6 +364,9 @@ class _Slot:
     def reset(self, request: GenerationRequest) -> None:
         self.request = request
         self.to_eval = list(request.prompt_tokens)
+        self.prompt_pending = True
+        self.followers = []
+        self.leader = None
         self.n_past = 0
         self.generated = 0
         self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
@@ -426,6 +437,8 @@ class ChatEngine:
         self._cond = threading.Condition()
         self._stopping = False
         self._active = 0
+        # Tokens llama.cpp has decoded (prompts and generated), for tests and diagnostics.
+        self.decoded_tokens = 0
         self._thread = threading.Thread(target=self._run, name="chat-scheduler", daemon=True)
         self._thread.start()
 
@@ -444,6 +457,10 @@ class ChatEngine:
             free = self.slots_total - self._active
             if len(self._pending) + len(requests) > self.max_queue + max(free, 0):
                 raise QueueFullError
+            leaders: dict[int, GenerationRequest] = {}
+            for request in requests:
+                leader = leaders.setdefault(id(request.prompt_tokens), request)
+                request.prompt_leader = leader if leader is not request else None
             self._pending.extend(requests)
             self._cond.notify()
 
@@ -497,8 +514,23 @@ class ChatEngine:
                     continue
                 llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, -1, -1)
                 slot.reset(request)
+                self._follow_leader(slot)
                 self._active += 1
                 break
+
+    def _follow_leader(self, slot: _Slot) -> None:
+        """Another choice of a prompt still being evaluated waits for it instead of
+        evaluating it again; once the leader's prompt is done, the cache is copied."""
+        assert slot.request is not None
+        leader = slot.request.prompt_leader
+        if leader is None:
+            return
+        for other in self._slots:
+            if other.request is leader and other.prompt_pending:
+                slot.to_eval = []
+                slot.leader = other
+                other.followers.append(slot)
+                return
 
     def _drop_cancelled(self) -> None:
         for slot in self._slots:
@@ -511,6 +543,15 @@ class ChatEngine:
             return
         llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, -1, -1)
         request.sampler.free()
+        if slot.leader is not None:
+            slot.leader.followers.remove(slot)
+            slot.leader = None
+        for follower in slot.followers:
+            # The leader ends before its prompt was evaluated: each evaluates its own.
+            assert follower.request is not None
+            follower.leader = None
+            follower.to_eval = list(follower.request.prompt_tokens)
+        slot.followers = []
         slot.request = None
         slot.to_eval = []
         with self._cond:
@@ -595,8 +636,26 @@ class ChatEngine:
                     )
                     self._release(slot)
             return
+        self.decoded_tokens += n
         for slot, idx in outputs:
+            if slot.prompt_pending:
+                slot.prompt_pending = False
+                self._branch_followers(slot, idx)
             self._sample(slot, idx)
+
+    def _branch_followers(self, leader: _Slot, idx: int) -> None:
+        """The other choices of the leader's prompt start from its cache and its logits.
+
+        Before the leader samples: sampling may finish it, and its sequence is then removed.
+        llama.cpp copies the cells' bookkeeping now and the buffers at the next decode.
+        """
+        followers, leader.followers = leader.followers, []
+        for follower in followers:
+            follower.leader = None
+            follower.prompt_pending = False
+            llama_cpp.llama_memory_seq_cp(self.memory, leader.seq_id, follower.seq_id, -1, -1)
+            follower.n_past = leader.n_past
+            self._sample(follower, idx)
 
     def _sample(self, slot: _Slot, idx: int) -> None:
         request = slot.request
