@@ -170,13 +170,15 @@ def test_replica_dying_mid_stream_ends_with_error_event(serve: Callable[[Any], s
     port = listener.getsockname()[1]
 
     def half_answer() -> None:
-        # Health checks and the models listing first, then one chat that is cut short.
+        # Health checks and the models listing first, then one chat that is cut short. Each
+        # connection serves one request, and its answer says so (Connection: close): a server
+        # that claims keep-alive and then hangs up races the client's next request.
         while True:
             conn, _ = listener.accept()
             request = conn.recv(65536)
             if request.startswith(b"GET /v1/models"):
                 body = json.dumps({"object": "list", "data": MODELS}).encode()
-                head = f"HTTP/1.1 200 OK\r\ncontent-length: {len(body)}\r\n"
+                head = f"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: {len(body)}\r\n"
                 conn.sendall(head.encode() + b"content-type: application/json\r\n\r\n" + body)
             elif request.startswith(b"POST"):
                 chunk = json.dumps(chat_chunk("Gemma 3 270M", "partial"))
@@ -188,7 +190,7 @@ def test_replica_dying_mid_stream_ends_with_error_event(serve: Callable[[Any], s
                 conn.close()
                 return
             else:
-                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                conn.sendall(b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\n{}")
             conn.close()
 
     thread = threading.Thread(target=half_answer, daemon=True)

@@ -14,14 +14,20 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
 from llmserver_common.errors import install_error_handlers
+from llmserver_gateway.fastpath import GenerationFastPath
 from llmserver_gateway.metrics import GatewayMetrics, MetricsMiddleware
 from llmserver_gateway.replicas import ReplicaPool
 from llmserver_gateway.router import DOCUMENTED_BODIES, ClientGone, router
 from llmserver_gateway.security import APIKeyMiddleware
 from llmserver_gateway.service import GatewayService
 from llmserver_gateway.settings import GatewaySettings
+from llmserver_gateway.upstream_http import UpstreamClient, UpstreamTransport
 
 logger = logging.getLogger(__name__)
+
+# Many concurrent streams are normal; connections to the replicas are kept alive.
+_MAX_CONNECTIONS = 1000
+_MAX_KEEPALIVE_CONNECTIONS = 100
 
 
 def create_app(
@@ -29,12 +35,26 @@ def create_app(
 ) -> FastAPI:
     """Build the gateway. `transport` replaces the network in unit tests (fake upstreams)."""
     settings.warn_if_exposed()
-    client = httpx.AsyncClient(
+    if transport is None:
+        transport = UpstreamTransport(
+            max_connections=_MAX_CONNECTIONS,
+            max_keepalive_connections=_MAX_KEEPALIVE_CONNECTIONS,
+            # Below uvicorn's 5 s keep-alive: a connection the upstream is about to close is
+            # not reused.
+            keepalive_expiry_s=4.0,
+            # https upstreams. Upstreams are internal addresses: never send them through a proxy
+            # from the env.
+            fallback=httpx.AsyncHTTPTransport(
+                limits=httpx.Limits(
+                    max_connections=_MAX_CONNECTIONS,
+                    max_keepalive_connections=_MAX_KEEPALIVE_CONNECTIONS,
+                ),
+                trust_env=False,
+            ),
+        )
+    client = UpstreamClient(
         transport=transport,
-        # Upstreams are internal addresses: never send them through a proxy from the env.
         trust_env=False,
-        # Many concurrent streams are normal; keep connections to the replicas alive.
-        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
         timeout=httpx.Timeout(settings.inference_timeout_s, connect=settings.connect_timeout_s),
     )
     pool = ReplicaPool(settings.inference_urls, dns_refresh_s=settings.inference_dns_refresh_s)
@@ -58,6 +78,7 @@ def create_app(
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+            await service.aclose()
             await client.aclose()
 
     app = FastAPI(
@@ -98,6 +119,13 @@ def create_app(
     app.openapi = openapi  # type: ignore[method-assign]
 
     # Added innermost first: the last one added wraps all the others.
+    app.add_middleware(
+        GenerationFastPath,
+        fastapi_app=app,
+        router=router,
+        paths=["/v1/chat/completions", "/v1/completions", "/v1/embeddings"],
+        service=service,
+    )
     if settings.api_key is not None:
         app.add_middleware(APIKeyMiddleware, api_key=settings.api_key.get_secret_value())
     app.add_middleware(MetricsMiddleware, metrics=metrics)

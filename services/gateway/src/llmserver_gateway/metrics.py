@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prometheus_client import (
     GC_COLLECTOR,
@@ -14,6 +15,8 @@ from prometheus_client import (
     ProcessCollector,
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_MAX_CACHED = 1024
 
 _LATENCY_BUCKETS = (
     0.001,
@@ -86,6 +89,28 @@ class GatewayMetrics:
             ["upstream", "kind"],
             registry=self.registry,
         )
+        # Labelled children by label values: labels() validates and locks on every call (~3 us
+        # each, several per request). Bounded: past _MAX_CACHED, labels() is called as usual.
+        self._children: dict[tuple[object, ...], Any] = {}
+
+    def _child(self, metric: Any, *values: str) -> Any:
+        key = (metric, *values)
+        child = self._children.get(key)
+        if child is None:
+            child = metric.labels(*values)
+            if len(self._children) < _MAX_CACHED:
+                self._children[key] = child
+        return child
+
+    def request_done(self, route: str, method: str, status: int, seconds: float) -> None:
+        self._child(self.requests, route, method, str(status)).inc()
+        self._child(self.latency, route).observe(seconds)
+
+    def set_replica_in_flight(self, replica: str, count: int) -> None:
+        self._child(self.replica_in_flight, replica).set(count)
+
+    def count_tokens(self, model: str, count: int) -> None:
+        self._child(self.tokens, model).inc(count)
 
 
 class MetricsMiddleware:
@@ -119,5 +144,5 @@ class MetricsMiddleware:
             route = scope.get("route")
             # The template, not the raw path: raw paths would make unbounded label values.
             template = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(template, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(template).observe(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self.metrics.request_done(template, scope["method"], status, elapsed)

@@ -252,7 +252,7 @@ async def _stream(
         service.release(replica)
 
     def on_tokens(count: int) -> None:
-        service.metrics.tokens.labels(str(model)).inc(count)
+        service.metrics.count_tokens(str(model), count)
 
     return StreamRelay(
         upstream,
@@ -269,7 +269,7 @@ def _count_tokens(service: GatewayService, result: Any) -> None:
         return
     usage = result.get("usage")
     if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
-        service.metrics.tokens.labels(str(result.get("model", ""))).inc(usage["completion_tokens"])
+        service.metrics.count_tokens(str(result.get("model", "")), usage["completion_tokens"])
 
 
 # -- LocalDocs management: forwarded unchanged ---------------------------------------------

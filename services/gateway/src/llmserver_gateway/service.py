@@ -7,9 +7,11 @@ envelope here; upstream error answers pass through with their status, message an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -29,7 +31,6 @@ logger = logging.getLogger(__name__)
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
-JSON_HEADERS = {"content-type": "application/json"}
 # Headers of an upstream answer worth passing on to the client (Allow: every 405 needs it).
 PASSED_HEADERS = ("retry-after", "location", "allow")
 
@@ -82,6 +83,9 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
         raise invalid_request("The request body must be a JSON object.")
     return data
 
+
+# `localdocs` absent or true: the server-wide active collections, the default number of snippets.
+_SERVER_WIDE = LocalDocsOptions()
 
 _TYPE_TAGS = frozenset({"str", "int", "float", "bool", "none"})
 
@@ -178,6 +182,10 @@ class GatewayService:
         self.inference_timeout = httpx.Timeout(
             settings.inference_timeout_s, connect=settings.connect_timeout_s
         )
+        # The client's default headers (what client.build_request would add), computed once.
+        self._inference_timeouts = self.inference_timeout.as_dict()
+        self._plain_headers: list[tuple[bytes, bytes]] = list(client.headers.raw)
+        self._json_headers = [*self._plain_headers, (b"content-type", b"application/json")]
         self.localdocs_timeout = httpx.Timeout(
             settings.localdocs_timeout_s, connect=settings.connect_timeout_s
         )
@@ -185,13 +193,28 @@ class GatewayService:
             settings.localdocs_chat_timeout_s,
             connect=min(settings.connect_timeout_s, settings.localdocs_chat_timeout_s),
         )
+        # Monotonic seconds; replaced in unit tests to move time on.
+        self.clock: Callable[[], float] = time.monotonic
         self._models: list[dict[str, Any]] = []
         self._models_expire = 0.0
         self._models_fetched = float("-inf")
+        self._models_refresh: asyncio.Task[None] | None = None
         self._active: list[str] = []
         self._active_error: APIError | None = None
         self._active_expire = 0.0
+        self._active_stale_until = 0.0
+        # Bumped when the active set changes through us: a lookup begun before must not win.
+        self._active_version = 0
+        self._active_refresh: asyncio.Task[None] | None = None
         self._localdocs_degraded = False  # to log the change of state, not every request
+
+    async def aclose(self) -> None:
+        """Stop background refreshes (at shutdown, before the client closes)."""
+        for task in (self._models_refresh, self._active_refresh):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     # -- errors ---------------------------------------------------------------------------
 
@@ -223,16 +246,23 @@ class GatewayService:
             replica = candidates[0]
             self.pool.note_pick(replica)
             tried.add(replica.name)
-            headers = {**JSON_HEADERS} if body is not None else {}
-            if replica.host_header:
-                headers["host"] = replica.host_header
             try:
-                request = self.client.build_request(
+                # Built directly rather than with client.build_request: the URL is parsed once
+                # per replica, the headers are the client's defaults computed once, and with
+                # `stream=` httpx adds no headers of its own (Host and Content-Length are here).
+                url = replica.url_for(path)
+                host = replica.host_header.encode() if replica.host_header else url.netloc
+                if body is None:
+                    headers = [(b"host", host), *self._plain_headers]
+                else:
+                    length = (b"content-length", b"%d" % len(body))
+                    headers = [(b"host", host), *self._json_headers, length]
+                request = httpx.Request(
                     method,
-                    replica.url + path,
-                    content=body,
-                    headers=headers or None,
-                    timeout=self.inference_timeout,
+                    url,
+                    headers=headers,
+                    stream=httpx.ByteStream(body or b""),
+                    extensions={"timeout": self._inference_timeouts},
                 )
             except HTTPX_ERRORS as exc:
                 logger.warning("cannot build an inference request: %s", type(exc).__name__)
@@ -265,11 +295,11 @@ class GatewayService:
 
     def _acquire(self, replica: Replica) -> None:
         replica.in_flight += 1
-        self.metrics.replica_in_flight.labels(replica.name).set(replica.in_flight)
+        self.metrics.set_replica_in_flight(replica.name, replica.in_flight)
 
     def release(self, replica: Replica) -> None:
         replica.in_flight -= 1
-        self.metrics.replica_in_flight.labels(replica.name).set(replica.in_flight)
+        self.metrics.set_replica_in_flight(replica.name, replica.in_flight)
 
     async def call_inference(
         self, method: str, path: str, body: bytes | None = None
@@ -298,9 +328,20 @@ class GatewayService:
     # -- models ---------------------------------------------------------------------------
 
     async def list_models(self, *, fresh: bool = False) -> list[dict[str, Any]]:
-        """The inference catalog, cached briefly: name resolution runs on every request."""
-        if not fresh and self._models and time.monotonic() < self._models_expire:
-            return self._models
+        """The inference catalog, cached briefly: name resolution runs on every request.
+
+        For one more TTL after it expires, the cached catalog still answers while a background
+        call refreshes it: under steady traffic no request waits for the listing. A name not in
+        it is looked up fresh anyway (find_model).
+        """
+        if not fresh and self._models:
+            now = self.clock()
+            if now < self._models_expire:
+                return self._models
+            if now < self._models_expire + self.settings.models_cache_ttl_s:
+                if self._models_refresh is None or self._models_refresh.done():
+                    self._models_refresh = asyncio.create_task(self._refresh_models())
+                return self._models
         try:
             _, content = await self.call_inference("GET", "/v1/models")
         except (APIError, UpstreamErrorAnswer):
@@ -313,13 +354,23 @@ class GatewayService:
             logger.error("inference /v1/models answered an unexpected shape")
             raise self.unavailable("inference") from None
         self._models = [entry for entry in data if isinstance(entry, dict) and "id" in entry]
-        self._models_fetched = time.monotonic()
+        self._models_fetched = self.clock()
         self._models_expire = self._models_fetched + self.settings.models_cache_ttl_s
         return self._models
 
+    async def _refresh_models(self) -> None:
+        try:
+            await self.list_models(fresh=True)
+        except (APIError, UpstreamErrorAnswer):
+            # The cache is dropped (forget_models): the next request asks inference itself and
+            # gets the error, if there still is one.
+            pass
+        except Exception:
+            logger.exception("background refresh of the model list failed")
+
     async def listed_models(self) -> list[dict[str, Any]]:
         """For GET /v1/models: the catalog, at most models_list_cache_ttl_s old."""
-        young = time.monotonic() - self._models_fetched < self.settings.models_list_cache_ttl_s
+        young = self.clock() - self._models_fetched < self.settings.models_list_cache_ttl_s
         if self._models and young:
             return self._models
         return await self.list_models(fresh=True)
@@ -424,15 +475,42 @@ class GatewayService:
         if response.status_code >= 500:
             self.metrics.upstream_errors.labels("localdocs", "status").inc()
         if method.upper() == "PUT" and path == "/v1/localdocs/active" and response.is_success:
-            self._active_expire = 0.0  # the server-wide default changed: forget the cached one
+            # The server-wide default changed: forget the cached one, stale copy included.
+            self._active_expire = self._active_stale_until = 0.0
+            self._active_version += 1
         return response
 
-    async def active_collections(self) -> list[str]:
-        """The server-wide active collections, cached briefly (failures too: no retry storm)."""
-        if time.monotonic() < self._active_expire:
-            if self._active_error is not None:
-                raise self._active_error
-            return self._active
+    def _cached_active(self) -> list[str] | None:
+        """The cached server-wide active collections if they may be used now, else None.
+
+        Cached briefly, failures too (no retry storm); None means _fetch_active must run first.
+
+        For one more TTL after it expires, the cached answer is still used while a background
+        lookup refreshes it: under steady traffic no chat waits for localdocs, and with no
+        collections active a chat costs no localdocs call at all. A cached failure is raised.
+        """
+        now = self.clock()
+        if now >= self._active_expire:
+            if now >= self._active_stale_until:
+                return None
+            if self._active_refresh is None or self._active_refresh.done():
+                self._active_refresh = asyncio.create_task(self._refresh_active())
+        if self._active_error is not None:
+            raise self._active_error
+        return self._active
+
+    async def _refresh_active(self) -> None:
+        try:
+            await self._fetch_active()
+        except APIError:
+            pass  # remembered by _fetch_active: chats answer without LocalDocs meanwhile
+        except Exception:
+            logger.exception("background refresh of the active collections failed")
+
+    async def _fetch_active(self) -> list[str]:
+        version = self._active_version
+        collections: list[str] = []
+        error: APIError | None = None
         try:
             response = await self.call_localdocs(
                 "GET", "/v1/localdocs/active", timeout=self.localdocs_chat_timeout
@@ -440,22 +518,24 @@ class GatewayService:
             if response.status_code != 200:
                 raise self.unavailable("localdocs")
             try:
-                collections = response.json().get("collections") or []
-                self._active = [str(c) for c in collections]
+                collections = [str(c) for c in response.json().get("collections") or []]
             except (ValueError, AttributeError, TypeError):
                 raise self.unavailable("localdocs") from None
-            self._active_error = None
         except APIError as exc:
-            self._active, self._active_error = [], exc
+            error = exc
             raise
-        except asyncio.CancelledError:
-            # The chat's retrieval deadline passed: remember localdocs as unavailable, not as
-            # "no active collections", for the cache's lifetime.
-            self._active, self._active_error = [], self.unavailable("localdocs")
+        except (asyncio.CancelledError, Exception):
+            # The chat's retrieval deadline passed (or something unforeseen): remember localdocs
+            # as unavailable, not as "no active collections", for the cache's lifetime.
+            error = self.unavailable("localdocs")
             raise
         finally:
-            self._active_expire = time.monotonic() + self.settings.localdocs_active_cache_ttl_s
-        return self._active
+            if version == self._active_version:
+                ttl = self.settings.localdocs_active_cache_ttl_s
+                self._active, self._active_error = collections, error
+                self._active_expire = self.clock() + ttl
+                self._active_stale_until = self._active_expire + ttl
+        return collections
 
     async def retrieve(
         self, options: LocalDocsOptions | bool | None, query: str | None
@@ -464,15 +544,22 @@ class GatewayService:
         if options is False or not query:
             return Retrieval()
         # true means the same as absent: the server-wide active collections.
-        options = options if isinstance(options, LocalDocsOptions) else LocalDocsOptions()
+        if not isinstance(options, LocalDocsOptions):
+            options = _SERVER_WIDE
+        collections = options.collections
+        if collections is None:
+            try:
+                collections = self._cached_active()
+            except APIError as exc:
+                return self._without_localdocs(exc)
+            if collections == []:
+                return Retrieval()  # nothing active: no localdocs call, no deadline to arm
         k = options.k or self.settings.localdocs_k
         try:
             # One deadline for the whole retrieval (active collections + search), not per call.
             async with asyncio.timeout(self.settings.localdocs_chat_timeout_s):
-                if options.collections is None:
-                    collections = await self.active_collections()
-                else:
-                    collections = options.collections
+                if collections is None:
+                    collections = await self._fetch_active()
                 if not collections:
                     return Retrieval()
                 payload = {"query": query, "collections": collections, "k": k}
@@ -483,13 +570,7 @@ class GatewayService:
                     timeout=self.localdocs_chat_timeout,
                 )
         except (APIError, TimeoutError) as exc:
-            if isinstance(exc, TimeoutError):
-                self.metrics.upstream_errors.labels("localdocs", "timeout").inc()
-            if not self._localdocs_degraded:
-                reason = exc if isinstance(exc, APIError) else "no answer within the chat deadline"
-                logger.warning("LocalDocs unavailable for chat (%s); answering without it", reason)
-            self._localdocs_degraded = True
-            return Retrieval(status="unavailable")
+            return self._without_localdocs(exc)
         if 400 <= response.status_code < 500:
             # The client's mistake (unknown collection, bad name): tell them, do not hide it.
             raise UpstreamErrorAnswer(
@@ -506,6 +587,16 @@ class GatewayService:
             self._localdocs_degraded = False
         references = [item for item in data if isinstance(item, dict)] if data else []
         return Retrieval(references=references or None, status="ok")
+
+    def _without_localdocs(self, exc: APIError | TimeoutError) -> Retrieval:
+        """The chat goes on without LocalDocs (its header says so); the change is logged once."""
+        if isinstance(exc, TimeoutError):
+            self.metrics.upstream_errors.labels("localdocs", "timeout").inc()
+        if not self._localdocs_degraded:
+            reason = exc if isinstance(exc, APIError) else "no answer within the chat deadline"
+            logger.warning("LocalDocs unavailable for chat (%s); answering without it", reason)
+        self._localdocs_degraded = True
+        return Retrieval(status="unavailable")
 
     def context_prompt(self, references: list[dict[str, Any]], message: str) -> str:
         """GPT4All's LocalDocs prompt: "### Context:", one block per snippet, the message."""
