@@ -18,6 +18,7 @@ logger = logging.getLogger("devstack")
 
 def _run(args: argparse.Namespace) -> int:
     from devstack.stack import Ports, Stack, StackConfig
+    from devstack.supervisor import Supervisor
 
     # LLMSERVER_PORTS, a JSON object such as {"gateway": 8080}, moves services to other ports.
     ports = Ports(**json.loads(os.environ.get("LLMSERVER_PORTS", "{}")))
@@ -30,6 +31,7 @@ def _run(args: argparse.Namespace) -> int:
         echo_logs=True,
     )
     stack = Stack(config)
+    supervisor = Supervisor(stack)
 
     def interrupted(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
@@ -42,17 +44,21 @@ def _run(args: argparse.Namespace) -> int:
             stack.url("gateway"),
             ", ".join(str(root) for root in stack.allowed_roots),
         )
+        # A service that exits on its own is restarted (as compose's restart: unless-stopped);
+        # only Ctrl-C or SIGTERM stops the whole stack.
         while True:
-            exited = stack.exited_services()
-            if exited:
-                logger.error("%s exited; stopping everything", ", ".join(exited))
-                return 1
-            time.sleep(1)
+            supervisor.poll()
+            time.sleep(0.2)
     except KeyboardInterrupt:
         logger.info("stopping")
         return 0
     finally:
-        stack.stop()
+        # A second Ctrl-C must not abandon services half-stopped: the stop is bounded anyway.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        started = time.monotonic()
+        stack.stop(budget_s=8.0)  # in order, dependents first; the user waits on it
+        logger.info("stopped in %.1fs", time.monotonic() - started)
 
 
 def main() -> int:

@@ -92,6 +92,18 @@ class ServiceFailed(RuntimeError):
     pass
 
 
+def describe_exit(returncode: int | None) -> str:
+    """'code 3' or 'signal SIGKILL': Popen reports death by signal N as -N."""
+    if returncode is None:
+        return "no exit status"
+    if returncode < 0:
+        try:
+            return f"signal {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"code {returncode}"
+
+
 class _Running:
     """One started process, its log file and the thread that copies its output."""
 
@@ -382,22 +394,21 @@ class Stack:
             raise
 
     def start_service(self, name: str) -> None:
-        if name in self._running and self._running[name].process.poll() is None:
+        """Start one service and return once it is ready (raises ServiceFailed otherwise)."""
+        if self.is_running(name):
             return
         spec = self.specs()[name]
         started = time.monotonic()
-        logger.info("starting %s", name)
-        running = _Running(spec, self.log_path(name), self.config.echo_logs)
-        self._running[name] = running
+        running = self.launch(name, spec)
         deadline = started + spec.ready_timeout
         while time.monotonic() < deadline:
             if running.process.poll() is not None:
                 running.reader.join(timeout=2)
                 raise ServiceFailed(
-                    f"{name} exited with code {running.process.returncode} while starting; "
-                    f"last log lines:\n{self.log_tail(name)}"
+                    f"{name} exited with {describe_exit(running.process.returncode)} while "
+                    f"starting; last log lines:\n{self.log_tail(name)}"
                 )
-            if running.ready_seen.is_set() or spec.is_ready():
+            if self.is_ready(name):
                 logger.info("%s is ready (%.1fs)", name, time.monotonic() - started)
                 return
             time.sleep(0.2)
@@ -406,10 +417,30 @@ class Stack:
             f"last log lines:\n{self.log_tail(name)}"
         )
 
+    def launch(self, name: str, spec: ServiceSpec | None = None) -> _Running:
+        """Start one service's process without waiting for it (the supervisor polls is_ready)."""
+        spec = spec or self.specs()[name]
+        logger.info("starting %s", name)
+        running = _Running(spec, self.log_path(name), self.config.echo_logs)
+        self._running[name] = running
+        return running
+
+    def is_ready(self, name: str) -> bool:
+        running = self._running.get(name)
+        if running is None or running.process.poll() is not None:
+            return False
+        return running.ready_seen.is_set() or running.spec.is_ready()
+
+    def process_of(self, name: str) -> subprocess.Popen[bytes] | None:
+        running = self._running.get(name)
+        return running.process if running is not None else None
+
     def stop_service(self, name: str, timeout: float = 15) -> None:
         running = self._running.pop(name, None)
         if running is not None:
-            logger.info("stopping %s", name)
+            if running.process.poll() is None:
+                logger.info("stopping %s", name)
+            # An exited service still has its log to close and maybe forked children to end.
             running.stop(timeout)
 
     def kill_service(self, name: str) -> None:
@@ -419,9 +450,18 @@ class Stack:
             running.signal_group(signal.SIGKILL)
             running.stop(timeout=5)
 
-    def stop(self) -> None:
-        for name in reversed(SERVICE_ORDER):
-            self.stop_service(name)
+    def stop(self, budget_s: float | None = None) -> None:
+        """Stop every service, dependents first. With a budget (Ctrl-C: the user is waiting),
+        each service may use what is left of it less half a second kept for each one after it,
+        and is killed when that runs out."""
+        deadline = None if budget_s is None else time.monotonic() + budget_s
+        order = list(reversed(SERVICE_ORDER))
+        for index, name in enumerate(order):
+            timeout = 15.0
+            if deadline is not None:
+                reserved = 0.5 * (len(order) - index - 1)
+                timeout = min(timeout, max(0.5, deadline - time.monotonic() - reserved))
+            self.stop_service(name, timeout)
 
     def is_running(self, name: str) -> bool:
         running = self._running.get(name)
