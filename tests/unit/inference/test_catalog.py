@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -32,7 +34,7 @@ CATALOG = """
 """
 
 
-def write_gguf(path: Path, arch: str, pooling: int | None = None) -> None:
+def write_gguf(path: Path, arch: str, pooling: int | None = None, settled: bool = True) -> None:
     writer = GGUFWriter(str(path), arch)
     writer.add_context_length(128)
     if pooling is not None:
@@ -41,6 +43,10 @@ def write_gguf(path: Path, arch: str, pooling: int | None = None) -> None:
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
+    if settled:
+        # As if copied in a while ago: a file written just now is still "landing".
+        past = time.time() - 60
+        os.utime(path, (past, past))
 
 
 @pytest.fixture
@@ -101,6 +107,30 @@ def test_unlisted_gguf_is_served_under_its_file_name_with_kind_from_metadata(
     listed = catalog.installed_names()
     assert listed[:3] == ["Gemma 3 270M", "all-MiniLM-L6-v2", "Nomic Embed Text v1.5"]
     assert {"my-chat.gguf", "my-embedder.gguf", "pooled.gguf"} <= set(listed)
+
+
+def test_a_file_still_landing_is_listed_only_once_it_has_settled(models_dir: Path) -> None:
+    catalog = ModelCatalog(models_dir)
+    write_gguf(models_dir / "landing.gguf", "llama", settled=False)
+    write_gguf(models_dir / "Phi-3-mini-4k-instruct.Q4_0.gguf", "phi3", settled=False)
+    names = catalog.installed_names()
+    assert "landing.gguf" not in names and "Phi-3 Mini Instruct" not in names
+    assert catalog.resolve("landing.gguf") is None
+    past = time.time() - 10
+    for name in ("landing.gguf", "Phi-3-mini-4k-instruct.Q4_0.gguf"):
+        os.utime(models_dir / name, (past, past))
+    assert {"landing.gguf", "Phi-3 Mini Instruct"} <= set(catalog.installed_names())
+
+
+def test_metadata_is_read_again_when_a_file_is_replaced_in_place(models_dir: Path) -> None:
+    catalog = ModelCatalog(models_dir)
+    path = models_dir / "swapped.gguf"
+    write_gguf(path, "llama")
+    stamp = path.stat().st_mtime
+    assert catalog.resolve("swapped.gguf").kind == "chat"  # type: ignore[union-attr]
+    write_gguf(path, "bert", pooling=1)
+    os.utime(path, (stamp, stamp))  # same mtime (cp -p): the size still tells them apart
+    assert catalog.resolve("swapped.gguf").kind == "embedding"  # type: ignore[union-attr]
 
 
 def test_non_gguf_files_are_ignored(models_dir: Path) -> None:

@@ -3,17 +3,24 @@
 Names resolve by display name, file name or alias, case-insensitively. Only models whose file is
 present are listed. A GGUF without an entry is served under its file name, its kind and chat
 template read from its own metadata.
+
+A file written in the last LANDING_S seconds is not listed yet: it is most likely still being
+copied in, and reading its metadata on every request while its mtime keeps changing would stall
+the event loop (and /health with it), while loading a half-written GGUF would fail or worse.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+from llmserver_inference import gguf_header
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +28,9 @@ CATALOG_FILENAME = "catalog.yaml"
 EMBEDDING_ARCHITECTURES = {"bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "modern-bert"}
 
 ModelKind = Literal["chat", "embedding"]
+
+# Seconds a model file must have gone unmodified before it is listed (see the module's doc).
+LANDING_S = 2.0
 
 
 class CatalogError(ValueError):
@@ -61,7 +71,6 @@ class GGUFInfo:
     architecture: str | None
     pooling_type: int | None
     context_length: int | None
-    chat_template: str | None
 
     @property
     def is_embedding(self) -> bool:
@@ -71,34 +80,27 @@ class GGUFInfo:
         )
 
 
-def _field_value(reader: Any, key: str) -> Any:
-    f = reader.fields.get(key)
-    if f is None or not f.data:
-        return None
-    part = f.parts[f.data[0]]
-    # Strings are stored as uint8 arrays; numbers as one-element arrays.
-    if part.dtype.kind == "u" and part.dtype.itemsize == 1 and len(part) != 1:
-        return bytes(part).decode("utf-8", errors="replace")
-    if len(f.types) and int(f.types[0]) == 8:  # GGUFValueType.STRING
-        return bytes(part).decode("utf-8", errors="replace")
-    return part[0].item() if hasattr(part[0], "item") else part[0]
+_ARCH_KEYS = ("pooling_type", "context_length")
 
 
 def read_gguf_info(path: Path) -> GGUFInfo:
-    """Reads the few metadata keys the catalog needs (memory-mapped, tensors not loaded)."""
-    from gguf import GGUFReader  # imported lazily: only needed for unlisted files
-
-    reader = GGUFReader(str(path), "r")
-    arch = _field_value(reader, "general.architecture")
-    arch = arch if isinstance(arch, str) else None
-    pooling = _field_value(reader, f"{arch}.pooling_type") if arch else None
-    ctx = _field_value(reader, f"{arch}.context_length") if arch else None
-    template = _field_value(reader, "tokenizer.chat_template")
+    """Reads the few metadata keys the catalog needs, stopping as soon as it has them."""
+    arch: str | None = None
+    # "<arch>.pooling_type" and "<arch>.context_length", whichever order the keys come in.
+    per_arch: dict[str, gguf_header.Value] = {}
+    for key, value in gguf_header.iter_metadata(path):
+        if key == "general.architecture" and isinstance(value, str):
+            arch = value
+        elif key.endswith(tuple(f".{name}" for name in _ARCH_KEYS)):
+            per_arch[key] = value
+        if arch is not None and all(f"{arch}.{name}" in per_arch for name in _ARCH_KEYS):
+            break
+    pooling = per_arch.get(f"{arch}.pooling_type")
+    ctx = per_arch.get(f"{arch}.context_length")
     return GGUFInfo(
         architecture=arch,
         pooling_type=int(pooling) if isinstance(pooling, int | float) else None,
         context_length=int(ctx) if isinstance(ctx, int | float) else None,
-        chat_template=template if isinstance(template, str) else None,
     )
 
 
@@ -171,16 +173,18 @@ class ModelCatalog:
         self.models_dir = models_dir
         self._lock = threading.Lock()
         self._entries: list[ModelEntry] = load_catalog_file(models_dir / CATALOG_FILENAME)
-        self._gguf_cache: dict[tuple[str, float], GGUFInfo | None] = {}
+        # Keyed by path, size and mtime: a file replaced in place is read again.
+        self._gguf_cache: dict[tuple[str, int, int], GGUFInfo | None] = {}
 
     def path_of(self, entry: ModelEntry) -> Path:
         return self.models_dir / entry.filename
 
     def gguf_info(self, path: Path) -> GGUFInfo | None:
         try:
-            key = (str(path), path.stat().st_mtime)
+            stat = path.stat()
         except OSError:
             return None
+        key = (str(path), stat.st_size, stat.st_mtime_ns)
         with self._lock:
             if key in self._gguf_cache:
                 return self._gguf_cache[key]
@@ -196,10 +200,18 @@ class ModelCatalog:
     def available(self) -> list[ModelEntry]:
         """Catalog entries whose file is present, then unlisted GGUF files, by file name."""
         try:
-            present = {p.name for p in self.models_dir.iterdir() if p.is_file() or p.is_symlink()}
+            candidates = [p for p in self.models_dir.iterdir() if p.is_file() or p.is_symlink()]
         except OSError:
-            present = set()
-        present = {name for name in present if (self.models_dir / name).exists()}
+            candidates = []
+        settled_before = time.time() - LANDING_S
+        present: set[str] = set()
+        for path in candidates:
+            try:
+                modified = path.stat().st_mtime  # follows links; a dangling one raises
+            except OSError:
+                continue
+            if modified <= settled_before:
+                present.add(path.name)
         listed: list[ModelEntry] = []
         seen_files: set[str] = set()
         for entry in self._entries:

@@ -33,14 +33,17 @@ ServiceDep = Annotated[InferenceService, Depends(get_service)]
 
 @router.get("/health")
 async def health(service: ServiceDep) -> JSONResponse:
-    loading = service.models.loading
+    # 503 only until the start-up models are loaded. A model loaded on demand later does not
+    # stop this replica serving the others, so it is reported in the body, not as "down": the
+    # gateway would otherwise route around (or refuse with 503) a replica that works.
+    # Nothing here may touch the disk or wait on a lock: the answer must stay fast under load.
     starting = not service.ready
     body: dict[str, Any] = {
-        "status": "loading" if (loading or starting) else "ok",
-        "loading": loading,
+        "status": "loading" if starting else "ok",
+        "loading": service.models.loading,
         "loaded": [m.entry.name for m in service.models.loaded_models()],
     }
-    return JSONResponse(body, status_code=503 if (loading or starting) else 200)
+    return JSONResponse(body, status_code=503 if starting else 200)
 
 
 @router.get("/v1/models", response_model=ModelList)
