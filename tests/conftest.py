@@ -21,6 +21,16 @@ TEST_DATA = Path(__file__).resolve().parent / "data"
 logger = logging.getLogger(__name__)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under the compose backend, tests marked local_only skip with their one-line reason."""
+    if os.environ.get("LLMSERVER_E2E_BACKEND", "local") != "compose":
+        return
+    for item in items:
+        marker = item.get_closest_marker("local_only")
+        if marker is not None:
+            item.add_marker(pytest.mark.skip(reason=f"local stack only: {marker.args[0]}"))
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     backend = os.environ.get("LLMSERVER_E2E_BACKEND", "local")

@@ -8,6 +8,10 @@ written for the run:
 - every service gets a fixed free port on 127.0.0.1 (compose.yaml publishes only the gateway;
   the tests also talk to inference, localdocs, Weaviate, Tika and Redis directly), and joins the
   routable "frontend" network, because Docker does not forward ports into an internal network;
+  inference gets an ephemeral port per replica, so `scale("inference", 3)` works;
+- the base images are the ones `make up` would use (stand-ins where nothing can be pulled), the
+  llama-cpp-python wheel `make setup` compiled goes into the inference build, and Redis and
+  Weaviate get fresh secrets;
 - the documents folder is mounted at the same absolute path inside localdocs and the indexer as
   on the host, and is their allowed root, so a path a test writes is the path the API accepts;
 - /models is a bind mount of a folder holding real copies (hard links where possible) of the
@@ -33,6 +37,7 @@ from typing import Any
 import yaml
 from testcontainers.compose import DockerCompose
 
+from devstack import compose as devstack_compose
 from devstack.stack import Ports
 
 logger = logging.getLogger(__name__)
@@ -48,9 +53,9 @@ CONTAINER_PORTS = {
     "tika": 9998,
     "redis": 6379,
 }
-# Which compose service answers on each published port.
+# Which compose service answers on each fixed published port (inference: one ephemeral port per
+# replica, looked up when asked for).
 PORT_OWNERS = {
-    "inference": "inference",
     "localdocs": "localdocs",
     "weaviate": "weaviate",
     "weaviate_grpc": "weaviate",
@@ -133,6 +138,9 @@ class ComposeStack:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.project = f"llmserver-e2e-{secrets.token_hex(4)}"
         self.weaviate_api_key = secrets.token_urlsafe(32)
+        # Base images as `make up` chooses them; looked up (or built) when the stack starts.
+        self.image_settings: dict[str, str] = {}
+        self.redis_password = secrets.token_urlsafe(32)
         numbers = _free_ports(len(CONTAINER_PORTS))
         self.host_ports = dict(zip(CONTAINER_PORTS, numbers, strict=True))
         # The same fields as devstack's Ports; the Weaviate cluster ports stay inside Docker.
@@ -170,11 +178,18 @@ class ComposeStack:
     def url(self, name: str) -> str:
         if name not in {"gateway", "inference", "localdocs", "weaviate", "tika"}:
             raise KeyError(f"no HTTP address for {name}")
+        if name == "inference":
+            return f"http://{LOOPBACK}:{self.published_port('inference', 4892)}"
         return f"http://{LOOPBACK}:{self.host_ports[name]}"
+
+    def published_port(self, service: str, container_port: int, index: int = 1) -> int:
+        """The host port Docker gave a replica's container port (ephemeral ones included)."""
+        completed = self._compose(["port", "--index", str(index), service, str(container_port)])
+        return int(completed.stdout.strip().rsplit(":", 1)[1])
 
     @property
     def redis_url(self) -> str:
-        return f"redis://{LOOPBACK}:{self.host_ports['redis']}/0"
+        return f"redis://:{self.redis_password}@{LOOPBACK}:{self.host_ports['redis']}/0"
 
     @property
     def weaviate_grpc_port(self) -> int:
@@ -192,6 +207,9 @@ class ComposeStack:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
+        # Official images where present or pullable, else the stand-ins; the host's wheel.
+        self.image_settings = devstack_compose.prepare_images({})
+        self._write_env_file()
         logger.info("compose: building and starting project %s", self.project)
         try:
             self.compose.start()
@@ -203,6 +221,8 @@ class ComposeStack:
                 f"docker compose up failed ({failure.returncode}): {stderr[-2000:]}\n{tails}"
             ) from failure
         self._started = True
+        # Docker chose inference's host port: the reserved one above was only a placeholder.
+        self.ports.inference = self.published_port("inference", CONTAINER_PORTS["inference"])
 
     def stop(self) -> None:
         """`docker compose down --volumes`: containers, networks and named volumes go."""
@@ -222,6 +242,46 @@ class ComposeStack:
     def kill_service(self, name: str) -> None:
         """SIGKILL the service's containers, as a crash would."""
         self._compose(["kill", "--signal", "SIGKILL", name])
+
+    def scale(self, name: str, replicas: int) -> None:
+        """`--scale name=N`, waiting until every replica is healthy."""
+        self._compose(
+            ["up", "--detach", "--wait", "--no-deps", "--scale", f"{name}={replicas}", name],
+            timeout=900,
+        )
+
+    def containers(self, name: str) -> list[dict[str, Any]]:
+        """The service's running containers (`docker compose ps` entries)."""
+        return [item for item in self._ps(name) if item.get("State") == "running"]
+
+    def container_addresses(self, container: str) -> set[str]:
+        """The container's IP addresses on the project's networks."""
+        completed = subprocess.run(
+            [
+                "docker",
+                "inspect",
+                "--format",
+                "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+                container,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT_S,
+            check=True,
+        )
+        return set(completed.stdout.split())
+
+    def crash_container(self, container: str) -> None:
+        """SIGKILL the container's main process from the host, as a crash (or the OOM killer)
+        would: unlike `docker kill`, Docker's restart policy then applies."""
+        completed = subprocess.run(
+            ["docker", "inspect", "--format", "{{.State.Pid}}", container],
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT_S,
+            check=True,
+        )
+        os.kill(int(completed.stdout.strip()), 9)
 
     def is_running(self, name: str) -> bool:
         return any(item.get("State") == "running" for item in self._ps(name))
@@ -281,8 +341,10 @@ class ComposeStack:
 
     def _write_env_file(self) -> Path:
         settings = {
+            **self.image_settings,
             "COMPOSE_PROJECT_NAME": self.project,
             "WEAVIATE_API_KEY": self.weaviate_api_key,
+            "REDIS_PASSWORD": self.redis_password,
             "GATEWAY_PUBLISHED_PORT": str(self.host_ports["gateway"]),
             "DOCUMENTS_DIR": str(self.docs_root),
             "LOG_LEVEL": os.environ.get("LLMSERVER_E2E_LOG_LEVEL", "INFO"),
@@ -307,9 +369,18 @@ class ComposeStack:
             entry = services.setdefault(service, {})
             entry["volumes"] = [{"type": "bind", "source": docs, "target": docs, "read_only": True}]
             entry["environment"] = {f"{prefix}ALLOWED_ROOTS": docs}
-        services["inference"]["volumes"] = [
-            {"type": "bind", "source": str(self.models_dir), "target": "/models", "read_only": True}
-        ]
+        services["inference"] = {
+            "ports": [f"{LOOPBACK}::{CONTAINER_PORTS['inference']}"],
+            "networks": ["frontend"],
+            "volumes": [
+                {
+                    "type": "bind",
+                    "source": str(self.models_dir),
+                    "target": "/models",
+                    "read_only": True,
+                }
+            ],
+        }
         override = {"name": self.project, "services": services}
         path = self.work_dir / "compose.e2e.yaml"
         path.write_text(yaml.safe_dump(override, sort_keys=False))

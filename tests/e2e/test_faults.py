@@ -23,7 +23,14 @@ import pytest
 
 from devstack.stack import Ports, Stack, StackConfig
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.timeout(900),
+    pytest.mark.local_only(
+        "stops and restarts local processes of a stack of its own; tests/compose covers a"
+        " crashed replica"
+    ),
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")

@@ -94,6 +94,7 @@ def test_only_loopback_apart_from_weaviate_grpc(stack: Stack) -> None:
     # anonymous clients, which the API-key setting guarantees (checked in the localdocs tests).
 
 
+@pytest.mark.local_only("it is `make run` itself; `make up` has tests/compose")
 def test_devstack_run_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
     """What `make run` does, on free ports so it can run beside a user's own `make run`."""
     ports = Ports.free()

@@ -22,7 +22,12 @@ import httpx
 import openai
 import pytest
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.local_only(
+        "starts its own inference process with test settings (one slot, no queue)"
+    ),
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODELS_DIR = REPO_ROOT / "models"

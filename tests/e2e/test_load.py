@@ -28,7 +28,13 @@ import pytest
 
 from devstack.stack import Ports, Stack, StackConfig
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.timeout(900),
+    pytest.mark.local_only(
+        "reads each service process's memory and starts a second stack with a tiny queue"
+    ),
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REQUEST_TIMEOUT = httpx.Timeout(180.0, connect=5.0)

@@ -25,7 +25,12 @@ from llmserver_inference import convert_minilm
 
 logger = logging.getLogger(__name__)
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.local_only(
+        "converts and loads MiniLM in-process; the compose stack serves the same file"
+    ),
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REFERENCE_FILE = REPO_ROOT / "tests" / "data" / "minilm-l6-v2-embeddings.json"

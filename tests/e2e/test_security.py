@@ -19,7 +19,14 @@ import pytest
 
 from devstack.stack import Ports, Stack, StackConfig
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.timeout(600),
+    pytest.mark.local_only(
+        "checks which sockets the local processes listen on and Weaviate's cluster ports,"
+        " which compose keeps inside its network"
+    ),
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HTTP = httpx.Timeout(30.0, connect=2.0)

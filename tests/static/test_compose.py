@@ -96,7 +96,7 @@ def test_docker_compose_accepts_the_files_where_it_is_installed(tmp_path: Path) 
     else:
         pytest.skip("docker compose is not installed here (set LLMSERVER_DOCKER_COMPOSE)")
     env_file = tmp_path / "test.env"
-    env_file.write_text("WEAVIATE_API_KEY=static-test-key\n")
+    env_file.write_text("WEAVIATE_API_KEY=static-test-key\nREDIS_PASSWORD=static-test-password\n")
     for files in (["compose.yaml"], ["compose.yaml", "compose.gpu.yaml"]):
         arguments = [part for name in files for part in ("-f", str(REPO_ROOT / name))]
         completed = run(
@@ -115,6 +115,16 @@ def test_docker_compose_accepts_the_files_where_it_is_installed(tmp_path: Path) 
     )
     assert completed.returncode != 0
     assert "WEAVIATE_API_KEY" in completed.stderr
+    # Nor without the Redis password.
+    key_only = tmp_path / "key-only.env"
+    key_only.write_text("WEAVIATE_API_KEY=static-test-key\n")
+    without = {k: v for k, v in without_key.items() if k != "REDIS_PASSWORD"}
+    completed = run(
+        [*command, "--env-file", str(key_only), "-f", str(COMPOSE_FILE), "config", "-q"],
+        env=without,
+    )
+    assert completed.returncode != 0
+    assert "REDIS_PASSWORD" in completed.stderr
 
 
 # -- what runs ------------------------------------------------------------------------------
@@ -147,7 +157,7 @@ def test_every_image_is_pinned(compose: dict[str, Any], gpu_override: dict[str, 
 
 
 def test_pinned_infrastructure_versions(compose: dict[str, Any]) -> None:
-    images = {name: services(compose)[name]["image"] for name in INFRASTRUCTURE}
+    images = {name: with_defaults(services(compose)[name]["image"]) for name in INFRASTRUCTURE}
     assert images["weaviate"] == "semitechnologies/weaviate:1.39.0"
     assert split_image(images["redis"])[0] == "redis"
     assert split_image(images["redis"])[1].startswith("7.")
@@ -272,7 +282,7 @@ def test_services_listen_on_every_interface_inside_their_container(
 def test_upstream_addresses_use_service_names(compose: dict[str, Any]) -> None:
     for name, prefix in [("localdocs", "LOCALDOCS_"), ("indexer", "INDEXER_")]:
         env = environment(services(compose)[name])
-        assert env[f"{prefix}REDIS_URL"] == "redis://redis:6379/0"
+        assert with_defaults(env[f"{prefix}REDIS_URL"]) == "redis://:@redis:6379/0"
         assert env[f"{prefix}INFERENCE_URL"] == "http://inference:4892"
         assert env[f"{prefix}WEAVIATE_URL"] == "http://weaviate:8080"
         assert env[f"{prefix}WEAVIATE_GRPC_PORT"] == "50051"
@@ -295,8 +305,37 @@ def test_weaviate_has_no_vectorizer_and_requires_the_api_key(compose: dict[str, 
 
 
 def test_redis_keeps_an_append_only_file(compose: dict[str, Any]) -> None:
-    command = services(compose)["redis"]["command"]
-    assert command[command.index("--appendonly") + 1] == "yes"
+    script = services(compose)["redis"]["command"][-1].split()
+    assert script[script.index("--appendonly") + 1] == "yes"
+
+
+def test_redis_requires_the_password_from_env(compose: dict[str, Any]) -> None:
+    redis = services(compose)["redis"]
+    # Required (":?"): no default password that every installation would share.
+    assert environment(redis)["REDISCLI_AUTH"].startswith("${REDIS_PASSWORD:?")
+    script = redis["command"][-1].split()
+    assert script[script.index("--requirepass") + 1] == '"$$REDISCLI_AUTH"'
+    for name, prefix in [("localdocs", "LOCALDOCS_"), ("indexer", "INDEXER_")]:
+        url = environment(services(compose)[name])[f"{prefix}REDIS_URL"]
+        assert url.startswith("redis://:${REDIS_PASSWORD:?") and url.endswith("@redis:6379/0")
+
+
+def test_third_party_images_are_chosen_by_variables_defaulting_to_the_official_ones(
+    compose: dict[str, Any],
+) -> None:
+    official = {
+        "redis": ("REDIS_IMAGE", "redis:7.4.6-bookworm"),
+        "weaviate": ("WEAVIATE_IMAGE", "semitechnologies/weaviate:1.39.0"),
+        "tika": ("TIKA_IMAGE", "apache/tika:3.3.2.0-full"),
+    }
+    for name, (variable, image) in official.items():
+        assert services(compose)[name]["image"] == f"${{{variable}:-{image}}}"
+    python = "${PYTHON_IMAGE:-python:3.11.14-slim-bookworm}"
+    for name in [*SERVICES, "models"]:
+        assert services(compose)[name]["build"]["args"]["PYTHON_IMAGE"] == python, name
+    for name in SERVICES:
+        dockerfile = (REPO_ROOT / f"services/{name}/Dockerfile").read_text()
+        assert "ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm" in dockerfile, name
 
 
 def _volume_mounts(service: dict[str, Any]) -> list[tuple[str, str, bool]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -549,6 +550,9 @@ def test_metrics_text(gateway: Gateway, upstreams: Upstreams) -> None:
     assert 'gateway_upstream_errors_total{kind="connect",upstream="inference"} 1.0' in text
     assert "gateway_requests_in_flight" in text
     assert "gateway_inference_in_flight" in text
+    # Every attempt is counted by replica, the one refused while the upstream was down too.
+    sent = dict(re.findall(r'gateway_inference_requests_total\{replica="([^"]+)"\} (\d+)\.0', text))
+    assert int(sent.get("inference-0", 0)) >= 3, sent
 
 
 def test_settings_parse_comma_separated_lists() -> None:

@@ -71,6 +71,12 @@ class GatewayMetrics:
             ["replica"],
             registry=self.registry,
         )
+        self.replica_requests = Counter(
+            "gateway_inference_requests",
+            "Requests sent to each inference replica (how the load is spread).",
+            ["replica"],
+            registry=self.registry,
+        )
         self.replica_up = Gauge(
             "gateway_inference_replica_up",
             "1 when the replica serves, 0.5 while it loads, 0 when down.",
@@ -108,6 +114,9 @@ class GatewayMetrics:
 
     def set_replica_in_flight(self, replica: str, count: int) -> None:
         self._child(self.replica_in_flight, replica).set(count)
+
+    def replica_request_sent(self, replica: str) -> None:
+        self._child(self.replica_requests, replica).inc()
 
     def count_tokens(self, model: str, count: int) -> None:
         self._child(self.tokens, model).inc(count)

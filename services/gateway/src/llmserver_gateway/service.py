@@ -296,6 +296,7 @@ class GatewayService:
     def _acquire(self, replica: Replica) -> None:
         replica.in_flight += 1
         self.metrics.set_replica_in_flight(replica.name, replica.in_flight)
+        self.metrics.replica_request_sent(replica.name)
 
     def release(self, replica: Replica) -> None:
         replica.in_flight -= 1
