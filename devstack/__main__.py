@@ -32,6 +32,11 @@ def _run(args: argparse.Namespace) -> int:
     )
     stack = Stack(config)
     supervisor = Supervisor(stack)
+    # A compose stack of this project left running (it comes back with dockerd) would hold
+    # 127.0.0.1:4891: take it down, volumes kept (`make up` starts it again).
+    from devstack.compose import stop_leftover_stacks
+
+    stop_leftover_stacks()
 
     def interrupted(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
