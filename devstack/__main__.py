@@ -78,7 +78,8 @@ def _compose_command(args: argparse.Namespace) -> int:
         else:
             docker.ensure_docker()
             compose.stop_leftover_stacks()
-            settings = compose.prepare_images(compose.read_env())
+            # The test stacks choose their base images afresh (an env file of their own).
+            settings = compose.prepare_images({})
             logger.info(
                 "Docker ready for the compose tests; base images: %s", settings or "official"
             )

@@ -35,17 +35,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     backend = os.environ.get("LLMSERVER_E2E_BACKEND", "local")
     if backend == "compose":
-        from tests.e2e.compose_backend import ComposeStack, docker_available
+        from tests.e2e.compose_backend import started_compose_stack
 
-        available, reason = docker_available()
-        if not available:
-            pytest.skip(f"compose backend: {reason}")
-        compose_stack = ComposeStack(REPO_ROOT, tmp_path_factory.mktemp("compose"))
-        compose_stack.start()
-        try:
-            yield compose_stack  # type: ignore[misc]
-        finally:
-            compose_stack.stop()
+        with started_compose_stack(REPO_ROOT, tmp_path_factory.mktemp("compose")) as compose:
+            yield compose  # type: ignore[misc]
         return
 
     config = StackConfig(

@@ -24,7 +24,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.compose_backend import ComposeStack, docker_available
+from tests.e2e.compose_backend import ComposeStack, started_compose_stack
+from tests.e2e.test_foundation import check_seed_curl_example
 from tests.e2e.test_localdocs import PAGE3_QUERY, PDF_TITLE, make_pdf
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600)]
@@ -43,18 +44,8 @@ def compose_stack(
     if os.environ.get("LLMSERVER_E2E_BACKEND") == "compose":
         yield request.getfixturevalue("stack")  # `make test-compose`: one stack for every module
         return
-    available, reason = docker_available()
-    if not available:
-        pytest.skip(f"compose tests: {reason}")
-    stack = ComposeStack(REPO_ROOT, tmp_path_factory.mktemp("compose"))
-    try:
-        stack.start()
-    except RuntimeError as failure:
-        pytest.fail(f"the compose stack did not start: {failure}", pytrace=False)
-    try:
+    with started_compose_stack(REPO_ROOT, tmp_path_factory.mktemp("compose")) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def chat_body(**overrides: Any) -> dict[str, Any]:
@@ -150,25 +141,7 @@ def test_only_the_gateway_is_published_and_only_on_loopback(compose_stack: Compo
 
 
 def test_seed_curl_example(compose_stack: ComposeStack) -> None:
-    # The seed's example as written: no Content-Type header, the JSON sent as curl's -d.
-    body = (
-        '{\n"model": "' + CHAT_MODEL + '",\n'
-        '"messages": [{"role":"user","content":"Who is Lionel Messi?"}],\n'
-        '"max_tokens": 50,\n"temperature": 0.28\n}'
-    )
-    completed = subprocess.run(
-        ["curl", "-s", "-X", "POST", f"{compose_stack.url('gateway')}/v1/chat/completions"]
-        + ["-d", body],
-        capture_output=True,
-        text=True,
-        timeout=REQUEST_TIMEOUT_S,
-        check=True,
-    )
-    reply = json.loads(completed.stdout)
-    assert reply["object"] == "chat.completion", reply
-    assert reply["model"] == CHAT_MODEL
-    assert reply["choices"][0]["message"]["content"].strip()
-    assert reply["usage"]["completion_tokens"] > 0
+    check_seed_curl_example(compose_stack.url("gateway"))
 
 
 def test_chat_and_stream(compose_stack: ComposeStack) -> None:

@@ -31,9 +31,12 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from testcontainers.compose import DockerCompose
 
@@ -395,3 +398,21 @@ class ComposeStack:
                 return
             time.sleep(1)
         raise TimeoutError(f"{name} was not healthy after {timeout:.0f}s")
+
+
+@contextmanager
+def started_compose_stack(repo_root: Path, work_dir: Path) -> Iterator[ComposeStack]:
+    """A ComposeStack for a test session or module: skipped, saying why, where Docker is
+    missing; a start failure fails the tests with the services' last log lines; always stopped."""
+    available, reason = docker_available()
+    if not available:
+        pytest.skip(f"compose backend: {reason}")
+    stack = ComposeStack(repo_root, work_dir)
+    try:
+        stack.start()  # stops what it started when it fails
+    except RuntimeError as failure:
+        pytest.fail(f"the compose stack did not start: {failure}", pytrace=False)
+    try:
+        yield stack
+    finally:
+        stack.stop()

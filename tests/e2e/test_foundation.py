@@ -34,6 +34,11 @@ def test_models_lists_the_default_chat_model(stack: Stack) -> None:
 
 
 def test_seed_curl_example_returns_generated_text(stack: Stack) -> None:
+    check_seed_curl_example(stack.url("gateway"))
+
+
+def check_seed_curl_example(gateway_url: str) -> None:
+    """The README's first example, run with curl against a gateway, and its answer checked."""
     # Exactly the seed's example: no Content-Type header, so curl labels the JSON as a form.
     body = (
         '{\n"model": "' + DEFAULT_CHAT_MODEL + '",\n'
@@ -41,7 +46,7 @@ def test_seed_curl_example_returns_generated_text(stack: Stack) -> None:
         '"max_tokens": 50,\n"temperature": 0.28\n}'
     )
     completed = subprocess.run(
-        ["curl", "-s", "-X", "POST", f"{stack.url('gateway')}/v1/chat/completions", "-d", body],
+        ["curl", "-s", "-X", "POST", f"{gateway_url}/v1/chat/completions", "-d", body],
         capture_output=True,
         text=True,
         timeout=120,

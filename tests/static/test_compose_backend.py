@@ -7,6 +7,7 @@ themselves run only where Docker does (LLMSERVER_E2E_BACKEND=compose).
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -174,12 +175,16 @@ def test_merged_configuration_where_compose_is_installed(
     tmp_path: Path, models_source: Path
 ) -> None:
     binary = os.environ.get("LLMSERVER_DOCKER_COMPOSE")
-    if not binary:
-        pytest.skip("set LLMSERVER_DOCKER_COMPOSE to a docker-compose v2 binary")
+    if binary:
+        command = [binary]
+    elif shutil.which("docker") and run(["docker", "compose", "version"]).returncode == 0:
+        command = ["docker", "compose"]
+    else:
+        pytest.skip("docker compose is not installed here (set LLMSERVER_DOCKER_COMPOSE)")
     stack = ComposeStack(REPO_ROOT, tmp_path / "work", models_source)
     completed = run(
         [
-            binary,
+            *command,
             "-f",
             str(COMPOSE_FILE),
             "-f",
