@@ -150,7 +150,7 @@ class _Running:
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                logger.warning("%s did not stop in %.0fs: killing it", self.spec.name, timeout)
+                logger.warning("%s did not stop in %.1fs: killing it", self.spec.name, timeout)
         # Whatever is left in the group (forked children) goes too.
         self.signal_group(signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -452,14 +452,14 @@ class Stack:
 
     def stop(self, budget_s: float | None = None) -> None:
         """Stop every service, dependents first. With a budget (Ctrl-C: the user is waiting),
-        each service may use what is left of it less half a second kept for each one after it,
-        and is killed when that runs out."""
+        each service may use what is left of it less a second kept for each one after it, and
+        is killed when that runs out (a gateway holding open streams would wait on them)."""
         deadline = None if budget_s is None else time.monotonic() + budget_s
         order = list(reversed(SERVICE_ORDER))
         for index, name in enumerate(order):
             timeout = 15.0
             if deadline is not None:
-                reserved = 0.5 * (len(order) - index - 1)
+                reserved = 1.0 * (len(order) - index - 1)
                 timeout = min(timeout, max(0.5, deadline - time.monotonic() - reserved))
             self.stop_service(name, timeout)
 

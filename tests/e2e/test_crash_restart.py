@@ -419,3 +419,49 @@ def _cut_by_gateway(service: str, outcome: Outcome) -> bool:
     # The gateway is the server the client talks to: its death refuses or cuts connections,
     # which no envelope can describe (as with compose, until Docker restarts it).
     return service == "gateway" and outcome.problem.startswith("transport:")
+
+
+# -- a service that keeps failing at start -------------------------------------------------------
+
+
+def test_a_service_failing_at_every_start_is_left_stopped_and_the_gateway_answers_503(
+    supervised: Supervised, caplog: pytest.LogCaptureFixture
+) -> None:
+    stack, supervisor = supervised.stack, supervised.supervisor
+    everything_up(supervised)
+    others = {n: stack.process_of(n).pid for n in CRASH_ORDER if n != "localdocs"}  # type: ignore[union-attr]
+    caplog.set_level(logging.INFO, logger="devstack.supervisor")
+    # A setting it cannot start with (as a bad edit of .env would be): it exits at once.
+    stack.config.service_env["localdocs"] = {"LOCALDOCS_PORT": "not-a-port"}
+    try:
+        kill_minus_nine(stack, "localdocs")
+        wait_for(
+            lambda: supervisor.state("localdocs") is State.GIVEN_UP,
+            90,
+            "the supervisor gave up on localdocs",
+        )
+        given_up = [r.getMessage() for r in caplog.records if "leaving it stopped" in r.message]
+        assert len(given_up) == 1, given_up
+        assert given_up[0].startswith("localdocs failed 5 times"), given_up[0]
+        assert "not-a-port" in given_up[0], given_up[0]  # its last log lines
+        assert not stack.is_running("localdocs")
+
+        with httpx.Client(base_url=stack.url("gateway"), timeout=10) as client:
+            for method, path, body in (
+                ("GET", "/v1/localdocs/collections", None),
+                ("POST", "/v1/localdocs/search", {"query": "tide", "collections": ["x"]}),
+            ):
+                started = time.monotonic()
+                response = client.request(method, path, json=body)
+                assert time.monotonic() - started < 5, path
+                assert response.status_code == 503, (path, response.text[:300])
+                assert response.headers.get("retry-after", "").isdigit(), response.headers
+                assert not _envelope_problem(response), response.text[:300]
+            assert chat_ok(client), "chat must keep working without localdocs"
+        for name, pid in others.items():
+            assert stack.process_of(name).pid == pid, f"{name} was restarted"  # type: ignore[union-attr]
+    finally:
+        stack.config.service_env.pop("localdocs", None)
+        stack.start_service("localdocs")
+    # Started again through the stack: watched again.
+    everything_up(supervised)
