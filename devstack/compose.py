@@ -154,11 +154,27 @@ def stop_leftover_stacks(keep_main: bool = False) -> list[str]:
     for project in sorted(running_projects()):
         if project == PROJECT and keep_main:
             continue
+        if _test_run_alive(project):
+            continue  # another `make test` is using it right now
         logger.warning("stopping the compose stack %r left running from an earlier run", project)
         extra = ["--volumes"] if project.startswith(TEST_PROJECT_PREFIX) else []
         compose("down", "--remove-orphans", *extra, project=project, timeout=180)
         stopped.append(project)
     return stopped
+
+
+def _test_run_alive(project: str) -> bool:
+    """Whether a test stack's project (llmserver-e2e-<pid>-<hex>) belongs to a live process."""
+    pid = project.removeprefix(TEST_PROJECT_PREFIX).split("-", 1)[0]
+    if not project.startswith(TEST_PROJECT_PREFIX) or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, owned by someone else
+    return True
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

@@ -139,7 +139,8 @@ class ComposeStack:
         self.repo_root = repo_root.resolve()
         self.work_dir = work_dir.resolve()
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self.project = f"llmserver-e2e-{secrets.token_hex(4)}"
+        # The test run's pid in the name: a leftover check elsewhere spares a run still going.
+        self.project = f"{devstack_compose.TEST_PROJECT_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
         self.weaviate_api_key = secrets.token_urlsafe(32)
         # Base images as `make up` chooses them; looked up (or built) when the stack starts.
         self.image_settings: dict[str, str] = {}

@@ -158,13 +158,16 @@ def test_stand_ins_are_used_only_where_the_official_image_is_missing(
 
 
 def test_only_this_projects_stacks_count_as_leftovers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A test stack of this very process is in use: never a leftover.
+    alive = f"llmserver-e2e-{os.getpid()}-5e6f7a8b"
+
     class Listing:
         returncode = 0
-        stdout = "llmserver\nllmserver-e2e-1a2b3c4d\nsomeone-else\n"
+        stdout = f"llmserver\nllmserver-e2e-1a2b3c4d\n{alive}\nsomeone-else\n"
 
     monkeypatch.setattr(compose.subprocess, "run", lambda *_a, **_k: Listing())
     monkeypatch.setattr(compose.shutil, "which", lambda _name: "/usr/bin/docker")
-    assert compose.running_projects() == {"llmserver", "llmserver-e2e-1a2b3c4d"}
+    assert compose.running_projects() == {"llmserver", "llmserver-e2e-1a2b3c4d", alive}
     downs: list[tuple[tuple[str, ...], str | None]] = []
     monkeypatch.setattr(
         compose, "compose", lambda *args, project=None, timeout=0: downs.append((args, project))
