@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import subprocess
 import threading
@@ -24,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.compose_backend import ComposeStack, started_compose_stack
+from tests.e2e.compose_backend import ComposeStack
 from tests.e2e.test_foundation import check_seed_curl_example
 from tests.e2e.test_localdocs import PAGE3_QUERY, PDF_TITLE, make_pdf
 
@@ -35,17 +34,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CHAT_MODEL = "Gemma 3 270M"
 REQUEST_TIMEOUT_S = 180.0
 REPLICAS = 3
-
-
-@pytest.fixture(scope="module")
-def compose_stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ComposeStack]:
-    if os.environ.get("LLMSERVER_E2E_BACKEND") == "compose":
-        yield request.getfixturevalue("stack")  # `make test-compose`: one stack for every module
-        return
-    with started_compose_stack(REPO_ROOT, tmp_path_factory.mktemp("compose")) as stack:
-        yield stack
 
 
 def chat_body(**overrides: Any) -> dict[str, Any]:

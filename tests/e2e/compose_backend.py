@@ -45,6 +45,11 @@ from devstack.stack import Ports
 
 logger = logging.getLogger(__name__)
 
+# Ryuk, testcontainers' reaper, is an image that cannot be pulled everywhere (nor here): its
+# documented switch off. DockerCompose does not start it anyway; ComposeStack.stop (and the next
+# run's leftover check) remove the containers and volumes instead.
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+
 LOOPBACK = "127.0.0.1"
 # Container-side ports, as compose.yaml and the images define them.
 CONTAINER_PORTS = {
