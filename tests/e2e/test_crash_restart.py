@@ -244,8 +244,26 @@ def chat_ok(client: httpx.Client) -> bool:
 
 
 def search_ok(client: httpx.Client, collection: str) -> bool:
+    # A generous answer time: right after the indexer's restart the query's embedding waits
+    # behind the interrupted collection's re-indexing on 2 cores (seen: 9.8 s). What must hold
+    # is that a search asked within the recovery window is answered, not that it is fast.
     body = {"query": "wind and tide", "collections": [collection]}
-    return client.post("/v1/localdocs/search", json=body, timeout=5).status_code == 200
+    return client.post("/v1/localdocs/search", json=body, timeout=20).status_code == 200
+
+
+def creates_collection(client: httpx.Client, name: str, folder: Path) -> Callable[[], bool]:
+    def attempt() -> bool:
+        response = client.post(
+            "/v1/localdocs/collections", json={"name": name, "paths": [str(folder)]}
+        )
+        return response.status_code == 201
+
+    return attempt
+
+
+def left_of(window_s: float, since: float) -> float:
+    """What is left of a window that opened at `since` (at least a moment, to try once)."""
+    return max(0.5, since + window_s - time.monotonic())
 
 
 def everything_up(supervised: Supervised) -> None:
@@ -360,10 +378,22 @@ def test_kill_9_under_load_is_restarted_and_everything_works_again(
             )
             restart = supervisor.restarts_of(service)[-1]
             assert restart.exit == "signal SIGKILL", restart
-            chats_at = wait_for(lambda: chat_ok(client), RECOVERY_S, f"chat after {service}")
+            # Chat, indexing and search, each asked within RECOVERY_S of the restart.
+            ready = restart.ready_at
+            chats_at = wait_for(
+                lambda: chat_ok(client), left_of(RECOVERY_S, ready), f"chat after {service}"
+            )
+            fresh = f"nw_{service}_{uuid.uuid4().hex[:6]}"
+            folder = stack.docs_root / fresh
+            write_text_files(folder, 1, fresh)
+            accepted = wait_for(
+                creates_collection(client, fresh, folder),
+                left_of(RECOVERY_S, ready),
+                f"a collection accepted after {service} restarted",
+            )
             search_at = wait_for(
                 lambda: search_ok(client, supervised.collection),
-                RECOVERY_S,
+                left_of(RECOVERY_S, ready),
                 f"search after {service}",
             )
             time.sleep(1.0)  # some load after the restart too
@@ -373,21 +403,6 @@ def test_kill_9_under_load_is_restarted_and_everything_works_again(
             restart.ready_at - killed_at,
             max(0.0, chats_at - restart.ready_at),
             max(0.0, search_at - restart.ready_at),
-        )
-
-        # Indexing works again: a new collection is accepted at once and then indexed.
-        fresh = f"nw_{service}_{uuid.uuid4().hex[:6]}"
-        folder = stack.docs_root / fresh
-        write_text_files(folder, 1, fresh)
-        accepted = wait_for(
-            lambda: (
-                client.post(
-                    "/v1/localdocs/collections", json={"name": fresh, "paths": [str(folder)]}
-                ).status_code
-                == 201
-            ),
-            RECOVERY_S,
-            f"a collection accepted after {service} restarted",
         )
         assert accepted - restart.ready_at <= RECOVERY_S
         if service == "indexer":
