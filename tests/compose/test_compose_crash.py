@@ -29,15 +29,11 @@ from tests.compose.test_compose_stack import started_at
 from tests.e2e.compose_backend import ComposeStack
 from tests.e2e.test_crash_restart import (
     CRASH_ORDER,
-    RECOVERY_S,
     REQUEST_TIMEOUT_S,
     Load,
     _cut_by_gateway,
-    chat_ok,
-    creates_collection,
-    left_of,
-    search_ok,
     wait_for,
+    works_again,
 )
 from tests.e2e.test_faults import (
     assert_indexed_exactly_once,
@@ -149,37 +145,20 @@ def test_kill_9_under_load_docker_restarts_it_and_everything_works_again(
                 RESTART_TIMEOUT_S,
                 f"{service} ready again",
             )
-            # Chat, indexing and search, each asked within RECOVERY_S of it being ready.
-            chats_at = wait_for(
-                lambda: chat_ok(client), left_of(RECOVERY_S, ready_at), f"chat after {service}"
-            )
-            fresh = f"nw_{service}_{uuid.uuid4().hex[:6]}"
-            folder = stack.docs_root / fresh
-            write_text_files(folder, 1, fresh)
-            accepted = wait_for(
-                creates_collection(client, fresh, folder),
-                left_of(RECOVERY_S, ready_at),
-                f"a collection accepted after {service} restarted",
-            )
-            search_at = wait_for(
-                lambda: search_ok(client, crash_collection),
-                left_of(RECOVERY_S, ready_at),
-                f"search after {service}",
-            )
+            recovery = works_again(client, stack.docs_root, crash_collection, service, ready_at)
             time.sleep(1.0)  # some load after the restart too
-        assert accepted - ready_at <= RECOVERY_S
         if service == "indexer":
             wait_all_indexed(client, indexing, 8)
             assert_indexed_exactly_once(client, stack, indexing)  # type: ignore[arg-type]
-        wait_all_indexed(client, fresh, 1)
+        wait_all_indexed(client, recovery.fresh, 1)
         logger.warning(
             "compose %s: ready %.1fs after kill -9; chat %.1fs, search %.1fs, new collection "
             "accepted %.1fs and indexed %.1fs after it was ready",
             service,
             ready_at - killed_at,
-            max(0.0, chats_at - ready_at),
-            max(0.0, search_at - ready_at),
-            max(0.0, accepted - ready_at),
+            max(0.0, recovery.chat_at - ready_at),
+            max(0.0, recovery.search_at - ready_at),
+            max(0.0, recovery.accepted_at - ready_at),
             time.monotonic() - ready_at,
         )
     finally:

@@ -266,6 +266,40 @@ def left_of(window_s: float, since: float) -> float:
     return max(0.5, since + window_s - time.monotonic())
 
 
+@dataclass
+class Recovery:
+    """When each part worked again after a restart, and the collection made to prove it."""
+
+    chat_at: float
+    accepted_at: float
+    search_at: float
+    fresh: str
+
+
+def works_again(
+    client: httpx.Client, docs_root: Path, collection: str, service: str, ready_at: float
+) -> Recovery:
+    """Chat, a new collection and search, each asked within RECOVERY_S of `ready_at`."""
+    chat_at = wait_for(
+        lambda: chat_ok(client), left_of(RECOVERY_S, ready_at), f"chat after {service}"
+    )
+    fresh = f"nw_{service}_{uuid.uuid4().hex[:6]}"
+    folder = docs_root / fresh
+    write_text_files(folder, 1, fresh)
+    accepted_at = wait_for(
+        creates_collection(client, fresh, folder),
+        left_of(RECOVERY_S, ready_at),
+        f"a collection accepted after {service} restarted",
+    )
+    search_at = wait_for(
+        lambda: search_ok(client, collection),
+        left_of(RECOVERY_S, ready_at),
+        f"search after {service}",
+    )
+    assert accepted_at - ready_at <= RECOVERY_S
+    return Recovery(chat_at, accepted_at, search_at, fresh)
+
+
 def everything_up(supervised: Supervised) -> None:
     """Every service running and watched (a previous test's restart may still be finishing)."""
     stack, supervisor = supervised.stack, supervised.supervisor
@@ -378,42 +412,26 @@ def test_kill_9_under_load_is_restarted_and_everything_works_again(
             )
             restart = supervisor.restarts_of(service)[-1]
             assert restart.exit == "signal SIGKILL", restart
-            # Chat, indexing and search, each asked within RECOVERY_S of the restart.
-            ready = restart.ready_at
-            chats_at = wait_for(
-                lambda: chat_ok(client), left_of(RECOVERY_S, ready), f"chat after {service}"
-            )
-            fresh = f"nw_{service}_{uuid.uuid4().hex[:6]}"
-            folder = stack.docs_root / fresh
-            write_text_files(folder, 1, fresh)
-            accepted = wait_for(
-                creates_collection(client, fresh, folder),
-                left_of(RECOVERY_S, ready),
-                f"a collection accepted after {service} restarted",
-            )
-            search_at = wait_for(
-                lambda: search_ok(client, supervised.collection),
-                left_of(RECOVERY_S, ready),
-                f"search after {service}",
+            recovery = works_again(
+                client, stack.docs_root, supervised.collection, service, restart.ready_at
             )
             time.sleep(1.0)  # some load after the restart too
         logger.warning(
             "%s: back %.1fs after kill -9; chat answered %.1fs and search %.1fs after the restart",
             service,
             restart.ready_at - killed_at,
-            max(0.0, chats_at - restart.ready_at),
-            max(0.0, search_at - restart.ready_at),
+            max(0.0, recovery.chat_at - restart.ready_at),
+            max(0.0, recovery.search_at - restart.ready_at),
         )
-        assert accepted - restart.ready_at <= RECOVERY_S
         if service == "indexer":
             # The collection whose worker died mid-way: every file indexed, none twice.
             wait_all_indexed(client, indexing, 8)
             assert_indexed_exactly_once(client, stack, indexing)
-        wait_all_indexed(client, fresh, 1)
+        wait_all_indexed(client, recovery.fresh, 1)
         logger.warning(
             "%s: a new collection was accepted %.1fs and indexed %.1fs after the restart",
             service,
-            accepted - restart.ready_at,
+            recovery.accepted_at - restart.ready_at,
             time.monotonic() - restart.ready_at,
         )
     finally:

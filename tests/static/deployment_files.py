@@ -6,6 +6,7 @@ line continuations. The static tests check what these files say, so they need bo
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -241,4 +242,15 @@ def effective(
         found = stage.all(keyword)
         if found:
             return found[-1]
+    return None
+
+
+def compose_command() -> list[str] | None:
+    """How to run Compose here: LLMSERVER_DOCKER_COMPOSE (a standalone docker-compose v2), else
+    the `docker compose` plugin where it answers, else None (the caller skips)."""
+    binary = os.environ.get("LLMSERVER_DOCKER_COMPOSE")
+    if binary:
+        return [binary]
+    if shutil.which("docker") and run(["docker", "compose", "version"]).returncode == 0:
+        return ["docker", "compose"]
     return None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from tests.static.deployment_files import (
     GPU_OVERRIDE_FILE,
     REPO_ROOT,
     SERVICES,
+    compose_command,
     environment,
     interpolation_names,
     load_yaml,
@@ -88,12 +88,8 @@ def test_compose_spec_copy_matches_the_shared_spec() -> None:
 def test_docker_compose_accepts_the_files_where_it_is_installed(tmp_path: Path) -> None:
     # The Compose implementation itself (interpolation, merge, references) where it exists.
     # LLMSERVER_DOCKER_COMPOSE may name a standalone docker-compose v2 binary.
-    binary = os.environ.get("LLMSERVER_DOCKER_COMPOSE")
-    if binary:
-        command = [binary]
-    elif shutil.which("docker") and run(["docker", "compose", "version"]).returncode == 0:
-        command = ["docker", "compose"]
-    else:
+    command = compose_command()
+    if command is None:
         pytest.skip("docker compose is not installed here (set LLMSERVER_DOCKER_COMPOSE)")
     env_file = tmp_path / "test.env"
     env_file.write_text("WEAVIATE_API_KEY=static-test-key\nREDIS_PASSWORD=static-test-password\n")

@@ -6,8 +6,6 @@ themselves run only where Docker does (LLMSERVER_E2E_BACKEND=compose).
 
 from __future__ import annotations
 
-import os
-import shutil
 import stat
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from tests.static.deployment_files import (
     COMPOSE_FILE,
     COMPOSE_SCHEMA,
     REPO_ROOT,
+    compose_command,
     port_mappings,
     run,
     venv_tool,
@@ -174,12 +173,8 @@ def test_override_is_valid_and_publishes_only_on_loopback(
 def test_merged_configuration_where_compose_is_installed(
     tmp_path: Path, models_source: Path
 ) -> None:
-    binary = os.environ.get("LLMSERVER_DOCKER_COMPOSE")
-    if binary:
-        command = [binary]
-    elif shutil.which("docker") and run(["docker", "compose", "version"]).returncode == 0:
-        command = ["docker", "compose"]
-    else:
+    command = compose_command()
+    if command is None:
         pytest.skip("docker compose is not installed here (set LLMSERVER_DOCKER_COMPOSE)")
     stack = ComposeStack(REPO_ROOT, tmp_path / "work", models_source)
     completed = run(
