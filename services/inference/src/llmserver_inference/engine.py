@@ -1,4 +1,4 @@
-"""llama.cpp engines: continuous batching for chat models, batched embeddings.
+"""llama.cpp engines: continuous batching for chat models (embeddings: embedding.py).
 
 A llama.cpp context is not thread-safe, so each loaded model owns exactly one context and one
 thread that touches it. Chat requests to one model are decoded together: the scheduler thread
@@ -30,13 +30,6 @@ logger = logging.getLogger(__name__)
 
 _backend_lock = threading.Lock()
 _backend_ready = False
-
-# llama.cpp pooling types.
-POOLING_UNSPECIFIED = -1
-POOLING_NONE = 0
-POOLING_MEAN = 1
-POOLING_RANK = 4
-
 
 _llama_logger = logging.getLogger("llama.cpp")
 # ggml log levels: 1 debug, 2 info, 3 warn, 4 error, 5 continuation of the previous line.
@@ -743,113 +736,6 @@ class ChatEngine:
             best = best[np.argsort(-logits[best])]
             alternatives = [entry(int(t)) for t in best]
         return TokenLogprob(chosen[0], chosen[1], chosen[2], alternatives)
-
-
-class EmbeddingEngine:
-    """One embedding model: one context, many inputs per llama_decode, one caller at a time."""
-
-    def __init__(
-        self,
-        model: LlamaModel,
-        *,
-        threads: int,
-        batch_size: int,
-        max_sequences: int,
-    ) -> None:
-        self.model = model
-        self.vocab = model.vocab
-        self.n_embd = llama_cpp.llama_model_n_embd(model.model)
-        n_ctx_train = llama_cpp.llama_model_n_ctx_train(model.model)
-        self.batch_size = batch_size
-        self.max_sequences = max_sequences
-        self._lock = threading.Lock()
-
-        self.ctx = self._make_context(threads, POOLING_UNSPECIFIED)
-        if llama_cpp.llama_pooling_type(self.ctx) == POOLING_NONE:
-            # No pooling in the GGUF: mean pooling, as sentence-transformers does.
-            llama_cpp.llama_free(self.ctx)
-            self.ctx = self._make_context(threads, POOLING_MEAN)
-        self.pooling = int(llama_cpp.llama_pooling_type(self.ctx))
-        self.memory = llama_cpp.llama_get_memory(self.ctx)
-        # Non-causal models need a whole input inside one micro-batch.
-        self.max_input_tokens = min(batch_size, n_ctx_train if n_ctx_train > 0 else batch_size)
-        self.batch = llama_cpp.llama_batch_init(batch_size, 0, 1)
-        # The token closing every tokenised input ([SEP] for BERT), kept when an input is cut.
-        sep = llama_cpp.llama_vocab_sep(self.vocab)
-        eos = llama_cpp.llama_vocab_eos(self.vocab)
-        closing = tokenize(self.vocab, "", add_special=True, parse_special=False)
-        self.end_token: int | None = closing[-1] if closing and closing[-1] in (sep, eos) else None
-
-    def _make_context(self, threads: int, pooling: int) -> Any:
-        params = context_params(self.batch_size, self.batch_size, self.max_sequences, threads)
-        params.embeddings = True
-        params.pooling_type = pooling
-        # All sequences share the cells of one batch.
-        params.kv_unified = True
-        ctx = llama_cpp.llama_init_from_model(self.model.model, params)
-        if not ctx:
-            raise RuntimeError("llama.cpp could not create an embedding context")
-        return ctx
-
-    def tokenize(self, text: str) -> list[int]:
-        return tokenize(self.vocab, text, add_special=True, parse_special=False)
-
-    def embed(self, inputs: list[list[int]]) -> list[list[float]]:
-        """L2-normalised pooled vectors for tokenised inputs (each within max_input_tokens)."""
-        with self._lock:
-            vectors: list[list[float]] = []
-            start = 0
-            while start < len(inputs):
-                group: list[list[int]] = []
-                used = 0
-                while (
-                    start + len(group) < len(inputs)
-                    and len(group) < self.max_sequences
-                    and used + len(inputs[start + len(group)]) <= self.batch_size
-                ):
-                    used += len(inputs[start + len(group)])
-                    group.append(inputs[start + len(group)])
-                vectors.extend(self._embed_group(group))
-                start += len(group)
-            return vectors
-
-    def _embed_group(self, group: list[list[int]]) -> list[list[float]]:
-        if self.memory:
-            llama_cpp.llama_memory_clear(self.memory, True)
-        batch = self.batch
-        n = 0
-        for seq, tokens in enumerate(group):
-            for pos, token in enumerate(tokens):
-                batch.token[n] = token
-                batch.pos[n] = pos
-                batch.n_seq_id[n] = 1
-                batch.seq_id[n][0] = seq
-                batch.logits[n] = 1
-                n += 1
-        batch.n_tokens = n
-        rc = llama_cpp.llama_decode(self.ctx, batch)
-        if rc != 0:
-            raise RuntimeError(f"llama_decode returned {rc}")
-        out: list[list[float]] = []
-        for seq in range(len(group)):
-            ptr = llama_cpp.llama_get_embeddings_seq(self.ctx, seq)
-            if not ptr:
-                raise RuntimeError("no pooled embedding returned")
-            vec = np.ctypeslib.as_array(ptr, shape=(self.n_embd,)).astype(np.float64)
-            norm = float(np.linalg.norm(vec))
-            out.append((vec / norm if norm > 0 else vec).tolist())
-        return out
-
-    @property
-    def busy(self) -> bool:
-        return self._lock.locked()
-
-    def close(self) -> None:
-        with self._lock:
-            llama_cpp.llama_batch_free(self.batch)
-            llama_cpp.llama_free(self.ctx)
-            self.ctx = None
-            self.model.close()
 
 
 EventSink = Callable[[GenerationEvent], None]

@@ -11,9 +11,9 @@ import llama_cpp
 
 from llmserver_common.errors import APIError, model_not_found
 from llmserver_inference.catalog import ModelCatalog, ModelEntry
+from llmserver_inference.embedding import EmbeddingEngine
 from llmserver_inference.engine import (
     ChatEngine,
-    EmbeddingEngine,
     load_model,
     token_piece,
     tokenize,
