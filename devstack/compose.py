@@ -120,25 +120,11 @@ def compose(*arguments: str, project: str | None = None, timeout: float = 600) -
 
 def running_projects() -> set[str]:
     """Compose projects of this repository with a running container (empty without an engine)."""
-    if shutil.which("docker") is None:
-        return set()
-    try:
-        completed = subprocess.run(
-            [
-                "docker",
-                "ps",
-                "--filter",
-                "label=com.docker.compose.project",
-                "--format",
-                '{{.Label "com.docker.compose.project"}}',
-            ],
-            capture_output=True,
-            text=True,
-            timeout=15,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return set()
+    project_label = '{{.Label "com.docker.compose.project"}}'
+    completed = docker.capture(
+        ["docker", "ps", "--filter", "label=com.docker.compose.project", "--format", project_label],
+        timeout=15,
+    )
     names = set(completed.stdout.split()) if completed.returncode == 0 else set()
     return {name for name in names if name == PROJECT or name.startswith(TEST_PROJECT_PREFIX)}
 
@@ -189,12 +175,8 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
 
 def _models_volume_filled() -> bool:
     """Whether the stack's models volume holds the default chat model already."""
-    completed = subprocess.run(
-        ["docker", "volume", "inspect", "--format", "{{.Mountpoint}}", f"{PROJECT}_models"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
+    completed = docker.capture(
+        ["docker", "volume", "inspect", "--format", "{{.Mountpoint}}", f"{PROJECT}_models"]
     )
     mountpoint = Path(completed.stdout.strip()) if completed.returncode == 0 else None
     return bool(mountpoint and (mountpoint / paths.CHAT_MODEL_FILE).exists())
@@ -246,7 +228,7 @@ def prune() -> None:
     ]
     for alternatives in attempts:
         for command in alternatives:
-            completed = subprocess.run(command, capture_output=True, text=True, check=False)
+            completed = docker.capture(command, timeout=600)
             if completed.returncode == 0:
                 break
         else:
@@ -260,15 +242,16 @@ def up(models_dir: Path | None = None) -> None:
     settings = prepare_images(env)
     if settings:
         set_env(settings)
+        env.update(settings)
         logger.info("base images: %s (set in .env)", ", ".join(settings.values()))
     stop_leftover_stacks(keep_main=True)
-    port = int(read_env().get("GATEWAY_PUBLISHED_PORT") or 4891)
+    port = int(env.get("GATEWAY_PUBLISHED_PORT") or 4891)
     if PROJECT not in running_projects() and not port_is_free(port):
         raise ComposeFailed(
             f"127.0.0.1:{port} is taken by another program (is `make run` running?): stop it, "
             "or set GATEWAY_PUBLISHED_PORT in .env"
         )
-    documents = Path(read_env().get("DOCUMENTS_DIR") or "./documents")
+    documents = Path(env.get("DOCUMENTS_DIR") or "./documents")
     (documents if documents.is_absolute() else paths.REPO_ROOT / documents).mkdir(
         parents=True, exist_ok=True
     )
@@ -277,7 +260,7 @@ def up(models_dir: Path | None = None) -> None:
     prune()
     if compose("create", timeout=300) != 0:
         raise ComposeFailed("`docker compose create` failed: the error is above")
-    version = read_env().get("LLMSERVER_VERSION") or "0.1.0"
+    version = env.get("LLMSERVER_VERSION") or "0.1.0"
     fill_models_volume(models_dir or paths.default_models_dir(), f"llmserver-inference:{version}")
     if compose("up", "--detach", "--wait", timeout=UP_TIMEOUT_S) != 0:
         raise ComposeFailed(

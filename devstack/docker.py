@@ -33,7 +33,8 @@ class DockerUnavailable(RuntimeError):
     """Docker cannot be had here; the message says why and what to do, in one line."""
 
 
-def _run(command: list[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def capture(command: list[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """A command's output, never raising: a missing program is 127, a time-out 124."""
     try:
         return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
     except FileNotFoundError:
@@ -60,19 +61,19 @@ def is_debian() -> bool:
 
 
 def engine_running() -> bool:
-    return _run(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=20).returncode == 0
+    return capture(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=20).returncode == 0
 
 
 def data_root() -> Path:
-    found = _run(["docker", "info", "--format", "{{.DockerRootDir}}"], timeout=20).stdout.strip()
+    found = capture(["docker", "info", "--format", "{{.DockerRootDir}}"], timeout=20).stdout.strip()
     return Path(found or "/var/lib/docker")
 
 
 def storage_driver() -> str:
-    return _run(["docker", "info", "--format", "{{.Driver}}"], timeout=20).stdout.strip()
+    return capture(["docker", "info", "--format", "{{.Driver}}"], timeout=20).stdout.strip()
 
 
-def _apt_install(*packages: str) -> None:
+def apt_install(*packages: str) -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", *packages]):
         logger.info("$ %s", " ".join(command))
@@ -95,7 +96,7 @@ def ensure_engine() -> None:
                 "no Docker engine here and this is not Debian: install Docker Engine "
                 "(docs.docker.com/engine/install), then run this again"
             )
-        _apt_install("docker.io")
+        apt_install("docker.io")
     if shutil.which("docker") is None:
         raise DockerUnavailable("dockerd is installed but the docker client is not on PATH")
     log = paths.cache_dir() / "dockerd.log"
@@ -129,17 +130,17 @@ def plugin_dir() -> Path:
 
 
 def _compose_version() -> tuple[int, ...]:
-    completed = _run(["docker", "compose", "version", "--short"])
+    completed = capture(["docker", "compose", "version", "--short"])
     return _version(completed.stdout) if completed.returncode == 0 else ()
 
 
 def _buildx_version() -> tuple[int, ...]:
-    completed = _run(["docker", "buildx", "version"])
+    completed = capture(["docker", "buildx", "version"])
     return _version(completed.stdout) if completed.returncode == 0 else ()
 
 
 def _go_module_dir(module: str, version: str) -> Path:
-    completed = _run(["go", "mod", "download", "-json", f"{module}@{version}"], timeout=600)
+    completed = capture(["go", "mod", "download", "-json", f"{module}@{version}"], timeout=600)
     if completed.returncode != 0:
         raise DockerUnavailable(
             f"`go mod download {module}@{version}` failed: "

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack import paths
+from devstack import docker, paths
 
 logger = logging.getLogger(__name__)
 
@@ -89,23 +89,16 @@ class ImageBuildFailed(RuntimeError):
     pass
 
 
-def _docker(*arguments: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(
-            ["docker", *arguments], capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired:
-        return subprocess.CompletedProcess(["docker", *arguments], 124, "", "timed out")
-
-
 def image_exists(name: str) -> bool:
-    return _docker("image", "inspect", "--format", "{{.Id}}", name).returncode == 0
+    return (
+        docker.capture(["docker", "image", "inspect", "--format", "{{.Id}}", name], 60).returncode
+        == 0
+    )
 
 
 def _label(name: str) -> str:
-    completed = _docker(
-        "image", "inspect", "--format", '{{index .Config.Labels "llmserver.recipe"}}', name
-    )
+    label = '{{index .Config.Labels "llmserver.recipe"}}'
+    completed = docker.capture(["docker", "image", "inspect", "--format", label, name], 60)
     return completed.stdout.strip() if completed.returncode == 0 else ""
 
 
@@ -123,10 +116,9 @@ def ensure_debian_image() -> None:
     if image_exists(DEBIAN_IMAGE):
         return
     if shutil.which("debootstrap") is None:
-        if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        if not (docker.is_root() and docker.is_debian()):
             raise ImageBuildFailed("debootstrap is missing: install Debian's debootstrap package")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "install", "-y", "-q", "debootstrap"], env=env, check=True)
+        docker.apt_install("debootstrap")
     logger.info("making %s with debootstrap (about a minute)", DEBIAN_IMAGE)
     with tempfile.TemporaryDirectory(dir=paths.cache_dir(), prefix="rootfs-") as rootfs:
         completed = subprocess.run(
@@ -194,7 +186,7 @@ def _official_available(image: BaseImage) -> bool:
     if image_exists(image.official):
         return True
     logger.info("pulling %s", image.official)
-    pulled = _docker("pull", "--quiet", image.official, timeout=PULL_TIMEOUT_S)
+    pulled = docker.capture(["docker", "pull", "--quiet", image.official], PULL_TIMEOUT_S)
     if pulled.returncode == 0:
         return True
     logger.info("cannot pull %s (%s): using a stand-in", image.official, pulled.stderr.strip())

@@ -165,8 +165,7 @@ def test_only_this_projects_stacks_count_as_leftovers(monkeypatch: pytest.Monkey
         returncode = 0
         stdout = f"llmserver\nllmserver-e2e-1a2b3c4d\n{alive}\nsomeone-else\n"
 
-    monkeypatch.setattr(compose.subprocess, "run", lambda *_a, **_k: Listing())
-    monkeypatch.setattr(compose.shutil, "which", lambda _name: "/usr/bin/docker")
+    monkeypatch.setattr(docker, "capture", lambda *_a, **_k: Listing())
     assert compose.running_projects() == {"llmserver", "llmserver-e2e-1a2b3c4d", alive}
     downs: list[tuple[tuple[str, ...], str | None]] = []
     monkeypatch.setattr(
