@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
+from llmserver_inference.metrics import CONTENT_TYPE_LATEST
 from llmserver_inference.schemas import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -44,6 +45,11 @@ async def health(service: ServiceDep) -> JSONResponse:
         "loaded": [m.entry.name for m in service.models.loaded_models()],
     }
     return JSONResponse(body, status_code=503 if starting else 200)
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(service: ServiceDep) -> Response:
+    return Response(service.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/v1/models", response_model=ModelList)

@@ -36,6 +36,7 @@ from llmserver_inference.engine import (
     json_grammar,
     tokenize,
 )
+from llmserver_inference.metrics import InferenceMetrics
 from llmserver_inference.models import LoadedChatModel, LoadedEmbeddingModel, ModelManager
 from llmserver_inference.schemas import (
     ChatCompletionRequest,
@@ -74,6 +75,7 @@ class InferenceService:
     def __init__(self, settings: InferenceSettings, models: ModelManager) -> None:
         self.settings = settings
         self.models = models
+        self.metrics = InferenceMetrics()
         # False until the start-up models are loaded (/health answers 503 meanwhile).
         self.ready = False
 
@@ -179,6 +181,7 @@ class InferenceService:
                 value = base64.b64encode(struct.pack(f"<{len(vec)}f", *vec)).decode("ascii")
             data.append({"object": "embedding", "index": i, "embedding": value})
         n_tokens = sum(len(t) for t in tokenized)
+        self.metrics.count_embeddings(body.input_type, len(texts))
         return {
             "object": "list",
             "data": data,
