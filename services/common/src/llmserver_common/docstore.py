@@ -62,6 +62,10 @@ SCAN_SCANNING = "scanning"
 SCAN_DONE = "done"
 SCAN_ERROR = "error"
 
+# Collection hash field: JSON {path: {"reason": ..., "since": ...}} for each of its paths (or a
+# folder under them) a scan could not look into; the files indexed there are kept meanwhile.
+UNAVAILABLE_FIELD = "unavailable"
+
 STATE_INDEXING = "indexing"
 STATE_READY = "ready"
 STATE_ERROR = "error"
@@ -189,6 +193,15 @@ def summarize_progress(scan_state: str, files: Iterable[FileRecord]) -> dict[str
         "files_pending": pending,
         "chunks": chunks,
     }
+
+
+def decode_unavailable(record: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """The unavailable paths of a collection record (see UNAVAILABLE_FIELD)."""
+    try:
+        value = json.loads(record.get(UNAVAILABLE_FIELD) or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def decode_hash(raw: Mapping[Any, Any]) -> dict[str, str]:

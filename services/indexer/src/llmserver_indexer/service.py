@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +28,7 @@ from llmserver_common.docstore import FileRecord
 from llmserver_indexer.chunking import chunk_segments
 from llmserver_indexer.embed import EmbeddingClient
 from llmserver_indexer.extract import FileProblem, extract
+from llmserver_indexer.scanning import Survey, Surveyor, is_within
 from llmserver_indexer.settings import IndexerSettings
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class Indexer:
         self._weaviate: weaviate.WeaviateClient | None = None
         self._chunks: Collection | None = None
         self._embedder: EmbeddingClient | None = None
+        self._surveyor = Surveyor(settings.allowed_roots, settings.max_files_per_collection)
 
     # -- clients --------------------------------------------------------------------------
 
@@ -155,38 +157,23 @@ class Indexer:
 
     # -- scanning -------------------------------------------------------------------------
 
-    def _walk(self, roots: list[str]) -> Iterator[tuple[str, os.stat_result]]:
-        """Every regular file under the collection's paths that resolves inside the allowed
-        roots. Hidden files and folders are skipped; links are resolved and re-checked."""
-        allowed = self.settings.allowed_roots
-        for raw in roots:
-            try:
-                real = docstore.resolve_allowed_path(raw, allowed)
-            except docstore.PathNotAllowed as exc:
-                logger.warning("skipping collection path: %s", exc)
-                continue
-            if real.is_file():
-                yield str(real), real.stat()
-                continue
-            for folder, dirs, files in os.walk(real, followlinks=False):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for file_name in sorted(files):
-                    if file_name.startswith("."):
-                        continue
-                    try:
-                        target = docstore.resolve_allowed_path(
-                            os.path.join(folder, file_name), allowed
-                        )
-                        if target.is_file():
-                            yield str(target), target.stat()
-                    except (docstore.PathNotAllowed, OSError) as exc:
-                        logger.info("skipping %s: %s", file_name, exc)
-
     def scan_collection(
-        self, name: str, uid: str, *, retry_failed: bool = False, requeue_pending: bool = False
+        self,
+        name: str,
+        uid: str,
+        *,
+        retry_failed: bool = False,
+        requeue_pending: bool = False,
+        paths: list[str] | None = None,
     ) -> ScanResult | None:
         """Queue new and changed files, drop removed ones; `requeue_pending` recovers work
-        that a dead worker held, `retry_failed` gives failed files another go."""
+        that a dead worker held, `retry_failed` gives failed files another go. `paths` (the
+        folder watcher's changed paths) limits the scan to those paths and what lies under
+        them; a full scan looks at every path of the collection.
+
+        Files under a path that cannot be looked at (missing, unreadable, or emptied where
+        files were indexed) are kept, and the path is recorded as unavailable with its reason.
+        """
         collection = self._collection(name, uid)
         if collection is None:
             logger.info("scan of %s skipped: the collection is gone", name)
@@ -195,28 +182,49 @@ class Indexer:
         existing = {
             path: FileRecord.from_json(raw) for path, raw in self.redis.hgetall(key).items()
         }
-        found: dict[str, os.stat_result] = {}
-        skipped = 0
-        limit = self.settings.max_files_per_collection
-        for path, stat in self._walk(json.loads(collection.get("paths", "[]"))):
-            if path in found:
-                continue
-            if len(found) >= limit:
-                skipped += 1
-                continue
-            found[path] = stat
+        roots: list[str] = json.loads(collection.get("paths", "[]"))
+        before = docstore.decode_unavailable(collection)
 
+        def indexed_under(folder: str) -> int:
+            return sum(
+                1
+                for path, record in existing.items()
+                if record.state == docstore.FILE_INDEXED and is_within(path, folder)
+            )
+
+        survey = self._surveyor.survey(roots, paths, indexed_under=indexed_under)
+        if paths is not None and any(
+            root in before and root not in survey.unavailable for root in roots
+        ):
+            # A path is back: what changed while it was away was never reported.
+            logger.info("a path of %s is available again: scanning all of it", name)
+            paths = None
+            survey = self._surveyor.survey(roots, None, indexed_under=indexed_under)
+
+        in_scope = (
+            set(existing)
+            if paths is None
+            else {path for path in existing if any(is_within(path, p) for p in paths)}
+        )
         removed = 0
-        for path in existing.keys() - found.keys():
+        for path in sorted(in_scope - survey.found.keys()):
+            if survey.hides(path):
+                continue  # under a folder we could not look into: kept
             docstore.delete_file_chunks(self.chunks, name, path)
             self.redis.hdel(key, path)
             removed += 1
 
         queued = unchanged = 0
+        skipped = survey.over_limit
+        room = self.settings.max_files_per_collection - (len(existing) - removed)
         to_send: list[tuple[str, str]] = []
-        for path, stat in found.items():
+        for path, stat in survey.found.items():
             record = existing.get(path)
             if record is None:
+                if room <= 0:
+                    skipped += 1
+                    continue
+                room -= 1
                 changed = True
             elif record.state == docstore.FILE_PENDING:
                 # Queued already; re-queueing would only make the running task stale.
@@ -230,44 +238,78 @@ class Indexer:
             if not changed:
                 unchanged += 1
                 continue
-            generation = uuid.uuid4().hex
-            if record is None:
-                record = FileRecord(path=path)
-            record.state = docstore.FILE_PENDING
-            record.error = None
-            record.generation = generation
-            record.updated_at = docstore.utc_now_iso()
-            # mtime/size are recorded when the file is indexed, so a crash re-detects it.
-            self.redis.hset(key, path, record.to_json())
-            to_send.append((path, generation))
+            to_send.append((path, self._mark_pending(name, path, record)))
             queued += 1
         # Records first, then tasks: the collection never looks ready while work is queued.
         for path, generation in to_send:
             self._send_task(docstore.TASK_INDEX_FILE, [name, uid, path, generation])
 
-        scan_error = (
-            f"the file limit of {limit} was reached; {skipped} files were not indexed"
-            if skipped
-            else ""
-        )
-        if self._collection(name, uid) is not None:
-            self.redis.hset(
-                docstore.collection_key(name),
-                mapping={
-                    "scan_state": docstore.SCAN_DONE,
-                    "scan_error": scan_error,
-                    "updated_at": docstore.utc_now_iso(),
-                },
-            )
+        self._record_scan(name, uid, roots, paths, before, survey, skipped)
         logger.info(
-            "scanned %s: %d queued, %d removed, %d unchanged, %d over the limit",
+            "scanned %s%s: %d queued, %d removed, %d unchanged, %d over the limit, %d unavailable",
             name,
+            "" if paths is None else f" ({len(paths)} changed paths)",
             queued,
             removed,
             unchanged,
             skipped,
+            len(survey.unavailable),
         )
         return ScanResult(queued=queued, removed=removed, unchanged=unchanged, skipped=skipped)
+
+    def _mark_pending(self, name: str, path: str, record: FileRecord | None) -> str:
+        """Give the file a new generation and the pending state; returns the generation."""
+        if record is None:
+            record = FileRecord(path=path)
+        record.state = docstore.FILE_PENDING
+        record.error = None
+        record.generation = uuid.uuid4().hex
+        record.updated_at = docstore.utc_now_iso()
+        # mtime/size are recorded when the file is indexed, so a crash re-detects it.
+        self.redis.hset(docstore.files_key(name), path, record.to_json())
+        return record.generation
+
+    def _record_scan(
+        self,
+        name: str,
+        uid: str,
+        roots: list[str],
+        paths: list[str] | None,
+        before: dict[str, dict[str, str]],
+        survey: Survey,
+        skipped: int,
+    ) -> None:
+        """Write the scan's outcome on the collection: the unavailable paths (keeping when
+        each became so), the file-limit message, and, for a full scan, that it is done."""
+        if paths is None:
+            kept: dict[str, dict[str, str]] = {}
+        else:
+            # A targeted scan speaks for the roots and the changed paths only.
+            kept = {
+                path: entry
+                for path, entry in before.items()
+                if path not in roots and not any(is_within(path, p) for p in paths)
+            }
+        now = docstore.utc_now_iso()
+        unavailable = kept | {
+            path: {"reason": reason, "since": before.get(path, {}).get("since") or now}
+            for path, reason in survey.unavailable.items()
+        }
+        mapping = {
+            docstore.UNAVAILABLE_FIELD: json.dumps(unavailable),
+            "updated_at": now,
+        }
+        limit = self.settings.max_files_per_collection
+        if skipped or paths is None:
+            mapping["scan_error"] = (
+                f"the file limit of {limit} was reached; {skipped} files were not indexed"
+                if skipped
+                else ""
+            )
+        if paths is None:
+            mapping["scan_state"] = docstore.SCAN_DONE
+        if self._collection(name, uid) is not None:
+            self.redis.hset(docstore.collection_key(name), mapping=mapping)
 
     def fail_scan(self, name: str, uid: str, reason: str) -> None:
         if self._collection(name, uid) is not None:
@@ -321,6 +363,7 @@ class Indexer:
                 generation,
                 {"state": docstore.FILE_INDEXED, "mtime": stat.st_mtime, "size": stat.st_size},
             )
+            self._requeue_if_changed(name, uid, path, stat)
             return "unchanged"
 
         document = extract(
@@ -377,7 +420,26 @@ class Indexer:
                 "content_hash": content_hash,
             },
         )
-        return f"indexed {len(chunks)} chunks" if written else "stale: superseded while indexing"
+        if not written:
+            return "stale: superseded while indexing"
+        self._requeue_if_changed(name, uid, path, stat)
+        return f"indexed {len(chunks)} chunks"
+
+    def _requeue_if_changed(self, name: str, uid: str, path: str, read: os.stat_result) -> None:
+        """Queue the file again if it changed while we read it: the watcher's scan that saw
+        the change found it pending and left it alone."""
+        try:
+            now = os.stat(path)
+        except OSError:
+            return  # gone: the watcher's scan of the deletion removes it
+        if (now.st_mtime, now.st_size) == (read.st_mtime, read.st_size):
+            return
+        record = self._file_record(name, path)
+        if record is None or record.state == docstore.FILE_PENDING:
+            return
+        generation = self._mark_pending(name, path, record)
+        self._send_task(docstore.TASK_INDEX_FILE, [name, uid, path, generation])
+        logger.info("%s changed while it was indexed: queued again", path)
 
     def fail_file(self, name: str, path: str, generation: str, reason: str) -> None:
         """Record a file that cannot be indexed; its old chunks (if any) are dropped."""

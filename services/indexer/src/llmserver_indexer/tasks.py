@@ -21,6 +21,13 @@ def _reason(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {text}"[:200] if text else exc.__class__.__name__
 
 
+def _changed_paths(value: Any) -> list[str] | None:
+    """The folder watcher's changed paths, or None for a full scan."""
+    if value is None:
+        return None
+    return [str(path) for path in value if isinstance(path, str) and path]
+
+
 def register_tasks(app: Celery, settings: IndexerSettings) -> Indexer:
     """Register the tasks on `app` by their public names (the API sends them by name)."""
 
@@ -68,6 +75,7 @@ def register_tasks(app: Celery, settings: IndexerSettings) -> Indexer:
                 uid,
                 retry_failed=bool(options.get("retry_failed")),
                 requeue_pending=bool(options.get("requeue_pending")),
+                paths=_changed_paths(options.get("paths")),
             )
         except Exception as exc:
             if self.request.retries >= settings.task_max_retries:
