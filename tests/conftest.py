@@ -14,6 +14,12 @@ from pathlib import Path
 import pytest
 
 from devstack.stack import Ports, ServiceFailed, Stack, StackConfig
+from tests.skip_policy import (  # noqa: F401  (hooks: pytest finds them on this module)
+    pytest_collectreport,
+    pytest_runtest_logreport,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_DATA = Path(__file__).resolve().parent / "data"
