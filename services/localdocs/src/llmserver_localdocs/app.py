@@ -13,6 +13,7 @@ from llmserver_common.errors import install_error_handlers
 from llmserver_localdocs.router import router
 from llmserver_localdocs.service import LocalDocsService
 from llmserver_localdocs.settings import LocalDocsSettings
+from llmserver_localdocs.watching import watch_folders
 
 logger = logging.getLogger(__name__)
 
@@ -33,16 +34,20 @@ def create_app(settings: LocalDocsSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = LocalDocsService(settings)
         app.state.service = service
-        rescan: asyncio.Task[None] | None = None
+        background: list[asyncio.Task[None]] = []
         if settings.rescan_interval_s > 0:
-            rescan = asyncio.create_task(_rescan_periodically(service, settings.rescan_interval_s))
+            background.append(
+                asyncio.create_task(_rescan_periodically(service, settings.rescan_interval_s))
+            )
+        if settings.watch:
+            background.append(asyncio.create_task(watch_folders(service, settings)))
         try:
             yield
         finally:
-            if rescan is not None:
-                rescan.cancel()
+            for task in background:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await rescan
+                    await task
             await service.close()
 
     app = FastAPI(title="llmserver localdocs", lifespan=lifespan)

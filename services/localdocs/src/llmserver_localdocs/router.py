@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from llmserver_common.errors import error_body
@@ -65,6 +65,13 @@ async def list_files(name: str, service: Service) -> dict:
 @router.post("/v1/localdocs/collections/{name}/paths", response_model=Collection)
 async def add_paths(name: str, body: AddPathsRequest, service: Service) -> dict:
     return await service.add_paths(validate_name(name), body.paths)
+
+
+@router.delete("/v1/localdocs/collections/{name}/paths", response_model=Collection)
+async def remove_paths(
+    name: str, service: Service, path: Annotated[list[str], Query(min_length=1)]
+) -> dict:
+    return await service.remove_paths(validate_name(name), path)
 
 
 @router.post("/v1/localdocs/collections/{name}/reindex", response_model=Collection)

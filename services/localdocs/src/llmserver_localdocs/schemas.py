@@ -30,6 +30,15 @@ class ActiveCollections(_Request):
     collections: list[str]
 
 
+class UnavailablePath(BaseModel):
+    """A path of the collection (or a folder under it) a scan could not look into. The files
+    indexed there stay searchable; the collection resumes by itself when the path is back."""
+
+    path: str
+    reason: str | None
+    since: str | None
+
+
 class Collection(BaseModel):
     object: str = "localdocs.collection"
     name: str
@@ -41,6 +50,7 @@ class Collection(BaseModel):
     files_failed: int
     files_pending: int
     chunks: int
+    unavailable_paths: list[UnavailablePath] = []
     error: str | None
     created_at: str | None
     updated_at: str | None

@@ -10,9 +10,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import threading
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -54,6 +56,14 @@ def validate_name(name: str, param: str = "name") -> str:
             code="invalid_collection_name",
         )
     return name
+
+
+def _listed_path(raw: str, listed: Sequence[str]) -> str | None:
+    """The collection path `raw` names: as listed, or by its real path if it still exists."""
+    candidates = {raw, os.path.normpath(raw)} if raw else set()
+    with contextlib.suppress(OSError, RuntimeError, ValueError):
+        candidates.add(str(Path(raw).resolve(strict=True)))
+    return next((path for path in listed if path in candidates), None)
 
 
 class LocalDocsService:
@@ -275,6 +285,10 @@ class LocalDocsService:
             or self.settings.embedding_model
             or None,
             **progress,
+            "unavailable_paths": [
+                {"path": path, "reason": entry.get("reason"), "since": entry.get("since")}
+                for path, entry in sorted(docstore.decode_unavailable(record).items())
+            ],
             "error": record.get("scan_error") or None,
             "created_at": record.get("created_at"),
             "updated_at": record.get("updated_at"),
@@ -358,6 +372,48 @@ class LocalDocsService:
         await self._queue_scan(name, record["uid"], {})
         return await self.get_collection(name)
 
+    async def remove_paths(self, name: str, paths: Sequence[str]) -> dict[str, Any]:
+        """Take paths out of the collection; the scan this queues removes their files' chunks
+        (unless another of its paths still holds them)."""
+        record = await self._record(name)
+        current: list[str] = json.loads(record.get("paths", "[]"))
+        doomed: list[str] = []
+        for raw in paths:
+            match = _listed_path(raw, current)
+            if match is None:
+                raise invalid_request(
+                    f"'{raw}' is not a path of the collection '{name}'.",
+                    param="path",
+                    code="path_not_in_collection",
+                )
+            doomed.append(match)
+        remaining = [path for path in current if path not in doomed]
+        if not remaining:
+            raise invalid_request(
+                "A collection keeps at least one path; delete the collection instead.",
+                param="path",
+                code="last_path",
+            )
+        unavailable = {
+            path: entry
+            for path, entry in docstore.decode_unavailable(record).items()
+            if not any(path == d or path.startswith(d.rstrip("/") + "/") for d in doomed)
+        }
+        await self._redis_call(
+            self.redis.hset(
+                docstore.collection_key(name),
+                mapping={
+                    "paths": json.dumps(remaining),
+                    docstore.UNAVAILABLE_FIELD: json.dumps(unavailable),
+                    "scan_state": docstore.SCAN_SCANNING,
+                    "updated_at": docstore.utc_now_iso(),
+                },
+            )
+        )
+        await self._queue_scan(name, record["uid"], {})
+        logger.info("collection %s: %d paths removed", name, len(doomed))
+        return await self.get_collection(name)
+
     async def reindex(self, name: str) -> dict[str, Any]:
         record = await self._record(name)
         await self._redis_call(
@@ -400,6 +456,31 @@ class LocalDocsService:
             await self._send(docstore.TASK_SCAN_COLLECTION, [name, record["uid"], {}])
             queued += 1
         return queued
+
+    # -- folder watching ------------------------------------------------------------------
+
+    async def watched_collections(self) -> list[dict[str, Any]]:
+        """Every collection's name, uid, paths and unavailable paths, for the folder watcher."""
+        names = await self._redis_call(self.redis.smembers(docstore.COLLECTIONS_SET_KEY))
+        collections = []
+        for name in sorted(names):
+            record = docstore.decode_hash(
+                await self._redis_call(self.redis.hgetall(docstore.collection_key(name)))
+            )
+            if record.get("uid"):
+                collections.append(
+                    {
+                        "name": name,
+                        "uid": record["uid"],
+                        "paths": json.loads(record.get("paths", "[]")),
+                        "unavailable": docstore.decode_unavailable(record),
+                    }
+                )
+        return collections
+
+    async def queue_watched_scan(self, name: str, uid: str, options: dict[str, Any]) -> None:
+        """A scan of what the watcher saw change ({"paths": [...]}), or of everything ({})."""
+        await self._send(docstore.TASK_SCAN_COLLECTION, [name, uid, options])
 
     # -- active set -----------------------------------------------------------------------
 
