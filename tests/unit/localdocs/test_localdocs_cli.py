@@ -39,7 +39,16 @@ def fake_api(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, Any]]:
             bad = {"path": "/docs/bad.pdf", "state": "failed", "error": "corrupt"}
             return httpx.Response(200, json={"data": [bad]})
         if path == "/v1/localdocs/collections":
-            return httpx.Response(200, json={"data": [_collection("ready", 3)]})
+            away = {"path": "/share", "reason": "missing: not mounted?", "since": "2026-12-07"}
+            listed = {**_collection("ready", 3), "paths": ["/docs", "/share"]}
+            return httpx.Response(200, json={"data": [{**listed, "unavailable_paths": [away]}]})
+        if path == "/v1/localdocs/collections/manuals/paths":
+            if request.method == "POST":
+                paths = ["/docs", *body["paths"]]
+            else:
+                removed = request.url.params.get_list("path")
+                paths = [p for p in ["/docs", "/faq"] if p not in removed]
+            return httpx.Response(200, json={**_collection("indexing", 0), "paths": paths})
         if path == "/v1/localdocs/search":
             hit = {
                 "text": "the answer", "file": "a.pdf", "page": 3, "title": "Guide",
@@ -82,7 +91,8 @@ def test_api_errors_are_one_line_and_exit_2(
 
 def test_list_and_search(fake_api: list, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["list"]) == 0
-    assert "manuals" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "manuals" in out and "/share (unavailable)" in out
     assert cli.main(["search", "question", "-c", "manuals", "-k", "1"]) == 0
     out = capsys.readouterr().out
     assert "a.pdf, page 3" in out and "the answer" in out
@@ -92,3 +102,12 @@ def test_list_and_search(fake_api: list, capsys: pytest.CaptureFixture[str]) -> 
 def test_unreachable_server_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["--url", "http://127.0.0.1:9", "--timeout", "2", "list"]) == 2
     assert "cannot reach" in capsys.readouterr().out
+
+
+def test_add_and_remove_paths(fake_api: list, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["add-path", "manuals", "/faq"]) == 0
+    assert "manuals: /docs, /faq" in capsys.readouterr().out
+    assert fake_api[-1] == ("POST", "/v1/localdocs/collections/manuals/paths", {"paths": ["/faq"]})
+    assert cli.main(["remove-path", "manuals", "/faq"]) == 0
+    assert "manuals: /docs" in capsys.readouterr().out
+    assert fake_api[-1][:2] == ("DELETE", "/v1/localdocs/collections/manuals/paths")

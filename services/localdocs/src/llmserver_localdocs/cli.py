@@ -2,6 +2,7 @@
 
 llmserver-localdocs create manuals /srv/docs/manuals     # and watch it index
 llmserver-localdocs list
+llmserver-localdocs add-path manuals /srv/docs/faq       # remove-path takes one out again
 llmserver-localdocs search "how do I reset it" -c manuals -k 5
 """
 
@@ -71,8 +72,25 @@ def watch(
         for entry in files:
             if entry["state"] == "failed":
                 console.print(f"[yellow]failed[/] {entry['path']}: {entry['error']}")
+    _warn_unavailable(console, state)
     console.print(f"{name}: {state['state']}")
     return 0 if state["state"] == "ready" else 1
+
+
+def _warn_unavailable(console: Console, state: dict[str, Any]) -> None:
+    for entry in state.get("unavailable_paths") or []:
+        console.print(
+            f"[yellow]unavailable[/] {entry['path']}: {entry['reason']} (since {entry['since']}); "
+            "its files stay searchable",
+            highlight=False,
+        )
+
+
+def _paths_column(entry: dict[str, Any]) -> str:
+    unavailable = {u["path"] for u in entry.get("unavailable_paths") or []}
+    return "\n".join(
+        f"{path} (unavailable)" if path in unavailable else path for path in entry["paths"]
+    )
 
 
 def _list(client: httpx.Client, console: Console) -> int:
@@ -85,7 +103,7 @@ def _list(client: httpx.Client, console: Console) -> int:
             str(entry["files_indexed"]),
             str(entry["files_failed"]),
             str(entry["chunks"]),
-            "\n".join(entry["paths"]),
+            _paths_column(entry),
         )
     console.print(table)
     return 0
@@ -127,6 +145,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("list", help="list collections")
 
+    add_path = commands.add_parser("add-path", help="add folders or files to a collection")
+    add_path.add_argument("name")
+    add_path.add_argument("paths", nargs="+", help="absolute folders or files on the server")
+
+    remove_path = commands.add_parser(
+        "remove-path", help="take paths out of a collection (their files leave the index)"
+    )
+    remove_path.add_argument("name")
+    remove_path.add_argument("paths", nargs="+", help="paths as the collection lists them")
+
     search = commands.add_parser("search", help="search collections")
     search.add_argument("query")
     search.add_argument(
@@ -156,6 +184,24 @@ def main(argv: list[str] | None = None) -> int:
                 return watch(client, console, args.name, 1.0, args.wait_timeout)
             if args.command == "list":
                 return _list(client, console)
+            if args.command in ("add-path", "remove-path"):
+                changed = (
+                    _request(
+                        client,
+                        "POST",
+                        f"/v1/localdocs/collections/{args.name}/paths",
+                        json={"paths": args.paths},
+                    )
+                    if args.command == "add-path"
+                    else _request(
+                        client,
+                        "DELETE",
+                        f"/v1/localdocs/collections/{args.name}/paths",
+                        params={"path": args.paths},
+                    )
+                )
+                console.print(f"{changed['name']}: " + ", ".join(changed["paths"]))
+                return 0
             return _search(client, console, args)
     except CLIError as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False)
