@@ -1,6 +1,7 @@
 """LocalDocs benchmark: indexing throughput against raw embedding throughput, search latency.
 
     .venv/bin/python bench/bench_localdocs.py [--docs 8] [--search-chunks 10000] [--queries 100]
+        [--live-files 20]
 
 Starts its own stack (devstack: Redis, Tika, Weaviate, inference, localdocs, indexer) on free
 ports, unless LOCALDOCS_BENCH_URL is set, in which case it uses running services:
@@ -15,6 +16,8 @@ LOCALDOCS_BENCH_WEAVIATE_GRPC_PORT, LOCALDOCS_BENCH_WEAVIATE_API_KEY, LOCALDOCS_
    embeddings of a pool of sentences, reused with a little noise), then
    POST /v1/localdocs/search latency, p50/p95 (query embedding included), and Weaviate's hybrid
    query alone for comparison.
+4. Live folders (live_folders.py): seconds from a small file's write in a watched folder to its
+   first search hit, p50/p95, against adding the same kind of file through the API.
 
 Prints a table and writes bench/results/localdocs.json.
 """
@@ -35,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from live_folders import bench_live_folder
 
 from llmserver_common import docstore
 from llmserver_indexer.chunking import chunk_segments
@@ -143,6 +147,7 @@ def run(urls: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         api.delete(f"/v1/localdocs/collections/{name}")
 
         result["search"] = bench_search(urls, inference, api, args, rng)
+        result["live_folder"] = bench_live_folder(api, docs_root, args.live_files)
     return result
 
 
@@ -244,6 +249,7 @@ def print_table(result: dict[str, Any]) -> None:
     base = result["embedding_baseline"]
     index = result["indexing"]
     search = result["search"]
+    live = result["live_folder"]
     rows = [
         ("documents / chunks", f"{result['documents']} / {result['chunks']}"),
         ("raw embeddings (baseline)", f"{base['chunks_per_s']:.1f} chunks/s"),
@@ -254,6 +260,12 @@ def print_table(result: dict[str, Any]) -> None:
         ("  of which Weaviate hybrid",
          f"p50 {search['weaviate_hybrid_ms']['p50']:.1f} ms, "
          f"p95 {search['weaviate_hybrid_ms']['p95']:.1f} ms"),
+        (f"live folder: write -> first hit ({live['files']} files)",
+         f"p50 {live['write_to_hit_s']['p50']:.2f} s, p95 {live['write_to_hit_s']['p95']:.2f} s"),
+        ("  baseline: add-path API -> first hit",
+         f"p50 {live['api_add_to_hit_s']['p50']:.2f} s, "
+         f"p95 {live['api_add_to_hit_s']['p95']:.2f} s"),
+        ("  ratio watched / API (p50)", f"{live['ratio_p50']:.2f} (goal: hit within 5 s)"),
     ]  # fmt: skip
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
@@ -268,6 +280,7 @@ def main() -> int:
     parser.add_argument(
         "--vector-pool", type=int, default=128, help="distinct real embeddings behind the 10k"
     )
+    parser.add_argument("--live-files", type=int, default=20, help="files for the live row")
     parser.add_argument("--timeout", type=float, default=1800.0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
