@@ -1,9 +1,10 @@
 """compose.yaml end to end through testcontainers: what a `make up` user does, on real containers.
 
 The seed's curl, a chat and a stream, a collection indexed from a mounted folder with page
-references, `--scale inference=3` spreading chats over every replica, and one replica crashing
-mid-load. Where no Docker engine can be had the module skips, saying why; `make test`'s setup
-starts one on this kind of machine, so here it always runs.
+references, a subfolder the services cannot read keeping its index, `--scale inference=3`
+spreading chats over every replica, and one replica crashing mid-load. Where no Docker engine
+can be had the module skips, saying why; `make test`'s setup starts one on this kind of
+machine, so here it always runs.
 """
 
 from __future__ import annotations
@@ -183,6 +184,57 @@ def test_collection_from_the_mounted_folder_answers_with_page_references(
         assert page3, references
         assert page3[0]["page"] == 3
         assert page3[0]["title"] == PDF_TITLE
+        client.delete(f"/v1/localdocs/collections/{name}")
+
+
+def test_a_subfolder_the_services_cannot_read_keeps_its_files(
+    compose_stack: ComposeStack,
+) -> None:
+    """The services run as uid 10001: a folder made private (mode 700, root's) cannot be read
+    by them. Live folders see the change; the files indexed there stay and the path is named."""
+    folder = Path(compose_stack.docs_root) / f"team-{uuid.uuid4().hex[:8]}"
+    private = folder / "private"
+    private.mkdir(mode=0o755, parents=True)
+    folder.chmod(0o755)
+    secret = "zq" + uuid.uuid4().hex[:10]
+    (folder / "open.txt").write_text("Everyone may read this note about the picnic.\n")
+    (private / "salaries.txt").write_text(f"The salary code word is {secret}.\n")
+    for path in (folder / "open.txt", private / "salaries.txt"):
+        path.chmod(0o644)
+    name = f"team-{uuid.uuid4().hex[:8]}"
+
+    def until(client: httpx.Client, check: Any, what: str, timeout_s: float = 120) -> dict:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            state = client.get(f"/v1/localdocs/collections/{name}").json()
+            if check(state):
+                return state
+            assert time.monotonic() < deadline, f"timed out waiting for {what}: {state}"
+            time.sleep(0.5)
+
+    def found(client: httpx.Client) -> bool:
+        hits = client.post(
+            "/v1/localdocs/search", json={"query": secret, "collections": [name]}
+        ).json()["data"]
+        return any(secret in hit["text"] for hit in hits)
+
+    with httpx.Client(base_url=compose_stack.url("gateway"), timeout=REQUEST_TIMEOUT_S) as client:
+        created = client.post(
+            "/v1/localdocs/collections", json={"name": name, "paths": [str(folder)]}
+        )
+        assert created.status_code == 201, created.text
+        until(client, lambda s: s["state"] == "ready" and s["files_indexed"] == 2, "indexing")
+        assert found(client)
+
+        private.chmod(0o700)  # no reindex: the folder watcher sees the change
+        state = until(client, lambda s: s["unavailable_paths"], "the unreadable folder")
+        assert state["unavailable_paths"][0]["path"] == str(private)
+        assert "permission denied" in state["unavailable_paths"][0]["reason"]
+        assert state["files_total"] == 2 and found(client)
+
+        private.chmod(0o755)
+        state = until(client, lambda s: s["unavailable_paths"] == [], "the folder readable again")
+        assert state["files_indexed"] == 2 and found(client)
         client.delete(f"/v1/localdocs/collections/{name}")
 
 
