@@ -1,7 +1,7 @@
 """Live folders through the real stack: files added, changed, renamed and deleted are reflected in
-search without a reindex; a folder missing when the services start keeps its index and resumes
-without re-embedding when it is back; a burst of 200 files is embedded once each; removing a
-path removes its chunks and nothing else.
+search without a reindex (a rename embeds nothing); a folder missing when the services start
+keeps its index and resumes without re-embedding when it is back; a burst of 200 files is
+embedded once each; removing a path removes its chunks and nothing else.
 
 The periodic rescan runs every 300 s here, so anything seen within WATCH_BOUND_S came from the
 folder watcher. Embedding work is counted on the inference service's /metrics.
@@ -163,11 +163,22 @@ def test_added_changed_renamed_and_deleted_files_reach_search(
         lambda: bool(docs.hits(changed)) and not docs.hits(added), "a changed file in search"
     )
 
+    # Renamed: its chunks move with their vectors (Weaviate's, checked per path), no embedding.
+    _all_quiet(stack)
+    embedded = embedded_documents(stack)
+    chunks = docs.files()["added.txt"]["chunks"]
     (folder / "added.txt").rename(folder / "renamed.txt")
     took_renamed = docs.seconds_until(
         lambda: [h["file"] for h in docs.hits(changed)] == ["renamed.txt"],
         "a renamed file in search under its new name only",
     )
+    assert embedded_documents(stack) == embedded, "a renamed file was embedded again"
+    stored = _weaviate_chunks_per_file(
+        stack,
+        docs.name,
+        [str(folder.resolve() / "added.txt"), str(folder.resolve() / "renamed.txt")],
+    )
+    assert stored == {"added.txt": 0, "renamed.txt": chunks}
 
     (folder / "renamed.txt").unlink()
     took_deleted = docs.seconds_until(lambda: not docs.hits(changed), "a deleted file gone")

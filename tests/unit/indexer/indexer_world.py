@@ -52,6 +52,21 @@ class FakeChunkStore:
             del self.objects[uid]
         return len(doomed)
 
+    def move(self, collection: str, old: str, new: str, expected: int) -> bool:
+        mine = [
+            (uid, props)
+            for uid, props in self.objects.items()
+            if (props["collection"], props["path"]) == (collection, old)
+        ]
+        if len(mine) != expected:
+            return False
+        for uid, props in mine:
+            del self.objects[uid]
+            moved = {**props, "path": new, "file": Path(new).name}
+            key = docstore.chunk_uuid(collection, new, props["chunk_index"], props["content_hash"])
+            self.objects[key] = moved
+        return True
+
 
 class FakeEmbedder:
     model: str | None = None
@@ -92,6 +107,9 @@ def make_world(
     )
     monkeypatch.setattr(docstore, "count_chunks", lambda coll, c, p=None: coll.count(c, p))
     monkeypatch.setattr(docstore, "delete_file_chunks", lambda coll, c, p: coll.delete_file(c, p))
+    monkeypatch.setattr(
+        docstore, "move_file_chunks", lambda coll, c, o, n, e: coll.move(c, o, n, e)
+    )
 
     raw = redis.Redis.from_url(redis_url, decode_responses=True)
     raw.flushdb()

@@ -152,18 +152,38 @@ def test_targeted_scans_add_change_rename_and_delete(world: dict[str, Any]) -> N
     changed = file_records(world)["added.txt"]
     assert changed.state == "indexed" and changed.size == len("a changed note " * 7)
 
+    # Renamed: the chunks move with their vectors; nothing is extracted or embedded again.
+    calls, chunks = world["embedder"].calls, world["store"].count("c")
     (folder / "added.txt").rename(folder / "renamed.txt")
     moved = [str(folder / "added.txt"), str(folder / "renamed.txt")]
     result = indexer.scan_collection("c", "u1", paths=moved)
-    assert result is not None and (result.queued, result.removed) == (1, 1)
-    run_queue(world)
+    assert result is not None
+    assert (result.queued, result.removed, result.moved) == (0, 0, 1)
+    assert world["sent"] == [] and world["embedder"].calls == calls
     assert set(file_records(world)) == {"note0.txt", "renamed.txt"}
+    renamed = str((folder / "renamed.txt").resolve())
+    assert world["store"].count("c", renamed) == changed.chunks
+    assert world["store"].count("c") == chunks
+    assert file_records(world)["renamed.txt"].path == renamed
+
+    # Moved to a subfolder with different content on the way: indexed anew, not moved.
+    (folder / "deep").mkdir()
+    (folder / "renamed.txt").rename(folder / "deep" / "renamed.txt")
+    with (folder / "deep" / "renamed.txt").open("a") as handle:
+        handle.write("and a new line")
+    result = indexer.scan_collection("c", "u1", paths=[str(folder)])
+    assert result is not None
+    assert (result.queued, result.removed, result.moved) == (1, 1, 0)
+    run_queue(world)
+    assert world["store"].count("c", renamed) == 0
 
     # Hidden files (an editor's swap file) are not indexed, even when reported.
     (folder / ".renamed.txt.swp").write_text("swap")
     assert indexer.scan_collection("c", "u1", paths=[str(folder / ".renamed.txt.swp")]).queued == 0
 
     # A whole subfolder deleted: everything under it goes, nothing else.
+    (folder / "deep" / "renamed.txt").rename(folder / "renamed.txt")
+    indexer.scan_collection("c", "u1", paths=[str(folder)])
     sub = folder / "sub"
     sub.mkdir()
     (sub / "x.txt").write_text("in a subfolder " * 5)

@@ -43,6 +43,7 @@ class ScanResult:
     removed: int
     unchanged: int
     skipped: int
+    moved: int = 0
 
 
 class Indexer:
@@ -206,13 +207,17 @@ class Indexer:
             if paths is None
             else {path for path in existing if any(is_within(path, p) for p in paths)}
         )
+        gone = [path for path in sorted(in_scope - survey.found.keys()) if not survey.hides(path)]
+        moved = self._move_renamed(name, existing, gone, survey.found)
         removed = 0
-        for path in sorted(in_scope - survey.found.keys()):
-            if survey.hides(path):
-                continue  # under a folder we could not look into: kept
+        for path in gone:
+            if path in moved:
+                continue
             docstore.delete_file_chunks(self.chunks, name, path)
             self.redis.hdel(key, path)
             removed += 1
+        for old, new in moved.items():
+            existing[new] = existing.pop(old)
 
         queued = unchanged = 0
         skipped = survey.over_limit
@@ -255,7 +260,53 @@ class Indexer:
             skipped,
             len(survey.unavailable),
         )
-        return ScanResult(queued=queued, removed=removed, unchanged=unchanged, skipped=skipped)
+        return ScanResult(
+            queued=queued, removed=removed, unchanged=unchanged, skipped=skipped, moved=len(moved)
+        )
+
+    def _move_renamed(
+        self,
+        name: str,
+        existing: dict[str, FileRecord],
+        gone: list[str],
+        found: dict[str, os.stat_result],
+    ) -> dict[str, str]:
+        """Files renamed (or moved) within the collection: a path gone and a new one with the
+        same size, modification time and content. Their chunks move to the new path with their
+        vectors, so nothing is extracted or embedded again. Returns {old path: new path}."""
+        by_stat: dict[tuple[int, float], list[str]] = {}
+        for path in gone:
+            record = existing[path]
+            if record.state == docstore.FILE_INDEXED and record.content_hash and record.chunks:
+                by_stat.setdefault((record.size, record.mtime), []).append(path)
+        moved: dict[str, str] = {}
+        if not by_stat:
+            return moved
+        for path, stat in found.items():
+            candidates = by_stat.get((stat.st_size, stat.st_mtime))
+            if path in existing or not candidates or stat.st_size > self.settings.max_file_bytes:
+                continue
+            try:
+                content_hash = docstore.file_content_hash(Path(path).read_bytes())
+            except OSError:
+                continue
+            old = next((c for c in candidates if existing[c].content_hash == content_hash), None)
+            if old is None:
+                continue
+            record = existing[old]
+            if not docstore.move_file_chunks(self.chunks, name, old, path, record.chunks):
+                continue
+            candidates.remove(old)
+            record.path = path
+            record.generation = uuid.uuid4().hex
+            record.updated_at = docstore.utc_now_iso()
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hset(docstore.files_key(name), path, record.to_json())
+            pipe.hdel(docstore.files_key(name), old)
+            pipe.execute()
+            moved[old] = path
+            logger.info("moved %s to %s: %d chunks kept", old, path, record.chunks)
+        return moved
 
     def _mark_pending(self, name: str, path: str, record: FileRecord | None) -> str:
         """Give the file a new generation and the pending state; returns the generation."""

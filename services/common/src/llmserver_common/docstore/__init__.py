@@ -54,6 +54,7 @@ from llmserver_common.docstore.records import (
 )
 from llmserver_common.docstore.store import (
     CHUNKS_CLASS,
+    MOVE_MAX_CHUNKS,
     WeaviateWriteError,
     connect_weaviate,
     count_chunks,
@@ -62,6 +63,7 @@ from llmserver_common.docstore.store import (
     delete_where,
     ensure_schema,
     hybrid_search,
+    move_file_chunks,
     write_chunks,
 )
 
@@ -98,6 +100,8 @@ __all__ = [
     "decode_unavailable",
     "delete_collection_chunks",
     "delete_file_chunks",
+    "move_file_chunks",
+    "MOVE_MAX_CHUNKS",
     "delete_where",
     "ensure_schema",
     "file_content_hash",

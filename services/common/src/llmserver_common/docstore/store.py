@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlparse
@@ -159,6 +160,48 @@ def delete_where(chunks_collection: Collection, where: Any) -> int:
 
 def delete_file_chunks(chunks_collection: Collection, collection: str, path: str) -> int:
     return delete_where(chunks_collection, _file_filter(collection, path))
+
+
+# A renamed file with more chunks than this is indexed again rather than moved.
+MOVE_MAX_CHUNKS = 5000
+
+
+def move_file_chunks(
+    chunks_collection: Collection, collection: str, old_path: str, new_path: str, expected: int
+) -> bool:
+    """Store a renamed file's chunks under its new path, with their vectors (same content, same
+    vectors: nothing is embedded again), then drop them from the old path. False, with nothing
+    changed, if the old path does not hold exactly `expected` chunks."""
+    if not 0 < expected <= MOVE_MAX_CHUNKS:
+        return False
+    found = chunks_collection.query.fetch_objects(
+        filters=_file_filter(collection, old_path), limit=expected + 1, include_vector=True
+    ).objects
+    if len(found) != expected:
+        return False
+    moved = []
+    for obj in found:
+        properties = dict(obj.properties)
+        properties.update(path=new_path, file=os.path.basename(new_path))
+        vector = obj.vector.get("default") if isinstance(obj.vector, dict) else obj.vector
+        moved.append(
+            DataObject(
+                properties=properties,
+                uuid=chunk_uuid(
+                    collection,
+                    new_path,
+                    int(properties["chunk_index"]),
+                    str(properties["content_hash"]),
+                ),
+                vector=list(vector) if vector is not None else None,
+            )
+        )
+    result = chunks_collection.data.insert_many(moved)
+    if result.has_errors:
+        first = next(iter(result.errors.values()))
+        raise WeaviateWriteError(f"Weaviate refused {len(result.errors)} chunks: {first}")
+    delete_file_chunks(chunks_collection, collection, old_path)
+    return True
 
 
 def delete_collection_chunks(chunks_collection: Collection, collection: str) -> int:
