@@ -4,9 +4,7 @@
         [--live-files 20]
 
 Starts its own stack (devstack: Redis, Tika, Weaviate, inference, localdocs, indexer) on free
-ports, unless LOCALDOCS_BENCH_URL is set, in which case it uses running services:
-LOCALDOCS_BENCH_URL, LOCALDOCS_BENCH_INFERENCE_URL, LOCALDOCS_BENCH_WEAVIATE_URL,
-LOCALDOCS_BENCH_WEAVIATE_GRPC_PORT, LOCALDOCS_BENCH_WEAVIATE_API_KEY, LOCALDOCS_BENCH_DOCS_ROOT.
+ports, or uses running services (bench_stack.py says how).
 
 1. Baseline: the raw throughput (chunks/s) of the inference service's /v1/embeddings on the very
    chunk texts the indexer will make, in the indexer's batch size.
@@ -27,17 +25,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
+from bench_stack import localdocs_services
 from live_folders import bench_live_folder
 
 from llmserver_common import docstore
@@ -286,39 +283,8 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
 
-    stack = None
-    if os.environ.get("LOCALDOCS_BENCH_URL"):
-        env = os.environ
-        urls = {
-            "localdocs": env["LOCALDOCS_BENCH_URL"],
-            "inference": env["LOCALDOCS_BENCH_INFERENCE_URL"],
-            "weaviate": env["LOCALDOCS_BENCH_WEAVIATE_URL"],
-            "weaviate_grpc_port": env["LOCALDOCS_BENCH_WEAVIATE_GRPC_PORT"],
-            "weaviate_api_key": env.get("LOCALDOCS_BENCH_WEAVIATE_API_KEY"),
-            "docs_root": env["LOCALDOCS_BENCH_DOCS_ROOT"],
-        }
-    else:
-        sys.path.insert(0, str(REPO_ROOT))  # devstack is a folder of the repository
-        from devstack.stack import Ports, Stack, StackConfig
-
-        data_dir = Path(tempfile.mkdtemp(prefix="bench-localdocs-"))
-        stack = Stack(
-            StackConfig(data_dir=data_dir, models_dir=REPO_ROOT / "models", ports=Ports.free())
-        )
-        stack.start(["redis", "tika", "weaviate", "inference", "localdocs", "indexer"])
-        urls = {
-            "localdocs": stack.url("localdocs"),
-            "inference": stack.url("inference"),
-            "weaviate": stack.url("weaviate"),
-            "weaviate_grpc_port": stack.weaviate_grpc_port,
-            "weaviate_api_key": stack.weaviate_api_key,
-            "docs_root": str(stack.docs_root),
-        }
-    try:
+    with localdocs_services() as urls:
         result = run(urls, args)
-    finally:
-        if stack is not None:
-            stack.stop()
     print_table(result)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")

@@ -14,7 +14,12 @@ from pathlib import Path
 logger = logging.getLogger("bench")
 
 BENCH_DIR = Path(__file__).resolve().parent
-ORDER = ["bench_inference.py", "bench_gateway.py", "bench_localdocs.py"]
+ORDER = [
+    "bench_inference.py",
+    "bench_gateway.py",
+    "bench_localdocs.py",
+    "bench_retrieval.py",
+]
 
 
 def main() -> int:

@@ -55,6 +55,7 @@ from llmserver_common.docstore.records import (
 from llmserver_common.docstore.store import (
     CHUNKS_CLASS,
     MOVE_MAX_CHUNKS,
+    SEARCH_PROPERTIES,
     WeaviateWriteError,
     connect_weaviate,
     count_chunks,
@@ -70,6 +71,7 @@ from llmserver_common.docstore.store import (
 __all__ = [
     "ACTIVE_KEY",
     "CHUNKS_CLASS",
+    "SEARCH_PROPERTIES",
     "COLLECTIONS_SET_KEY",
     "COLLECTION_NAME_RE",
     "Chunk",

@@ -27,6 +27,8 @@ from llmserver_common.docstore.chunks import (
 logger = logging.getLogger(__name__)
 
 CHUNKS_CLASS = "LocalDocsChunk"
+# What BM25 looks at, in hybrid search and in the benchmark's BM25 baseline.
+SEARCH_PROPERTIES = ("text", "title", "author", "file")
 
 
 def connect_weaviate(
@@ -234,7 +236,7 @@ def hybrid_search(
         alpha=alpha,
         limit=k,
         fusion_type=HybridFusion.RELATIVE_SCORE,
-        query_properties=["text", "title", "author", "file"],
+        query_properties=list(SEARCH_PROPERTIES),
         filters=Filter.by_property("collection").contains_any(list(collections)),
         return_metadata=MetadataQuery(score=True),
     )
