@@ -227,7 +227,9 @@ class Stack:
     def specs(self) -> dict[str, ServiceSpec]:
         p = self.ports
         level = self.config.log_level
-        roots = ",".join(str(r) for r in self.allowed_roots)
+        # Uploads of OpenAI's Files API: localdocs writes them, the indexer reads them.
+        openai_dir = self._folder("openai")
+        roots = ",".join(str(r) for r in [*self.allowed_roots, openai_dir])
         python = sys.executable
         weaviate_auth = {"Authorization": f"Bearer {self.weaviate_api_key}"}
         docstore_env = {
@@ -338,6 +340,7 @@ class Stack:
                     {
                         "LOCALDOCS_HOST": LOOPBACK,
                         "LOCALDOCS_PORT": str(p.localdocs),
+                        "LOCALDOCS_OPENAI_DIR": str(openai_dir),
                         **{f"LOCALDOCS_{k}": v for k, v in docstore_env.items()},
                     }
                 ),

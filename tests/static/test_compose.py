@@ -373,10 +373,15 @@ def test_documents_are_mounted_read_only_and_are_the_allowed_root(
         service = services(compose)[name]
         mounts = _volume_mounts(service)
         assert ("${DOCUMENTS_DIR:-./documents}", "/documents", True) in mounts, mounts
-        assert environment(service)[f"{prefix}ALLOWED_ROOTS"] == "/documents"
+        # Beside the documents: the OpenAI Files API's uploads, one volume for both services.
+        assert environment(service)[f"{prefix}ALLOWED_ROOTS"] == "/documents,/openai"
+    assert ("openai-files", "/openai", False) in _volume_mounts(services(compose)["localdocs"])
+    assert ("openai-files", "/openai", True) in _volume_mounts(services(compose)["indexer"])
+    assert environment(services(compose)["localdocs"])["LOCALDOCS_OPENAI_DIR"] == "/openai"
     for name in ["gateway", "inference", "weaviate", "redis", "tika"]:
         sources = [source for source, _, _ in _volume_mounts(services(compose)[name])]
         assert "${DOCUMENTS_DIR:-./documents}" not in sources, f"{name} sees the documents"
+        assert "openai-files" not in sources, f"{name} sees the uploads"
 
 
 def test_models_setup_job_works_offline(compose: dict[str, Any]) -> None:

@@ -31,7 +31,11 @@ def test_services_are_wired_to_each_other(tmp_path: Path) -> None:
         prefix = service.upper()
         assert env[f"{prefix}_REDIS_URL"] == stack.redis_url
         assert env[f"{prefix}_WEAVIATE_API_KEY"] == stack.weaviate_api_key
-        assert env[f"{prefix}_ALLOWED_ROOTS"] == str(stack.docs_root)
+        # The documents folder, and the OpenAI Files API's uploads (localdocs writes them,
+        # the indexer reads them).
+        openai_dir = stack.data_dir / "openai"
+        assert env[f"{prefix}_ALLOWED_ROOTS"] == f"{stack.docs_root},{openai_dir}"
+    assert specs["localdocs"].env["LOCALDOCS_OPENAI_DIR"] == str(stack.data_dir / "openai")
     assert specs["indexer"].env["INDEXER_TIKA_URL"] == stack.url("tika")
     weaviate = specs["weaviate"]
     assert weaviate.env["AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED"] == "false"

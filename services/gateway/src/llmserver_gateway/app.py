@@ -16,6 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from llmserver_common.errors import install_error_handlers
 from llmserver_gateway.fastpath import GenerationFastPath
 from llmserver_gateway.metrics import GatewayMetrics, MetricsMiddleware
+from llmserver_gateway.openai_retrieval_routes import router as openai_retrieval_router
 from llmserver_gateway.replicas import ReplicaPool
 from llmserver_gateway.router import DOCUMENTED_BODIES, ClientGone, router
 from llmserver_gateway.security import APIKeyMiddleware
@@ -100,6 +101,7 @@ def create_app(
 
     app.add_exception_handler(ClientGone, client_gone)
     app.include_router(router)
+    app.include_router(openai_retrieval_router)
 
     def openapi() -> dict[str, Any]:
         # Generation routes read their body raw (JSON whatever the Content-Type), so FastAPI

@@ -10,9 +10,11 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from llmserver_common.errors import install_error_handlers
+from llmserver_localdocs.openai_files.router import router as files_router
 from llmserver_localdocs.router import router
 from llmserver_localdocs.service import LocalDocsService
 from llmserver_localdocs.settings import LocalDocsSettings
+from llmserver_localdocs.vector_stores.router import router as vector_stores_router
 from llmserver_localdocs.watching import watch_folders
 
 logger = logging.getLogger(__name__)
@@ -54,4 +56,7 @@ def create_app(settings: LocalDocsSettings) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(router)
+    # OpenAI's Files and Vector Stores API over the same collections.
+    app.include_router(files_router)
+    app.include_router(vector_stores_router)
     return app

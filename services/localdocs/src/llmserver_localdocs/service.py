@@ -482,6 +482,25 @@ class LocalDocsService:
         """A scan of what the watcher saw change ({"paths": [...]}), or of everything ({})."""
         await self._send(docstore.TASK_SCAN_COLLECTION, [name, uid, options])
 
+    # -- for the OpenAI vector stores (vector_stores/) ------------------------------------
+
+    async def queue_scan(self, name: str, options: dict[str, Any]) -> None:
+        """Queue a scan of the collection: {"paths": [...]} for those paths, {} for all."""
+        record = await self._record(name)
+        await self._queue_scan(name, record["uid"], options)
+
+    async def forget_file(self, name: str, path: str) -> None:
+        """Take one file out of the collection's search at once (its chunks and its record),
+        as the next scan does when the file is gone."""
+        await self._in_weaviate(
+            docstore.delete_file_chunks, name, path, timeout_s=self.settings.upstream_timeout_s
+        )
+        await self._redis_call(self.redis.hdel(docstore.files_key(name), path))
+
+    async def file_records(self, name: str) -> dict[str, FileRecord]:
+        """The collection's file records by path."""
+        return {record.path: record for record in await self._files(name)}
+
     # -- active set -----------------------------------------------------------------------
 
     async def get_active(self) -> list[str]:

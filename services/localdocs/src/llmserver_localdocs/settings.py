@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from pathlib import Path
+from typing import Annotated, Any
 
-from llmserver_common.settings import DocumentServiceSettings
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from llmserver_common.settings import DocumentServiceSettings, split_list
+
+# The types OpenAI's file_search accepts, and the other office and text formats Tika reads.
+UPLOAD_EXTENSIONS = (
+    "c cpp cs css csv doc docx eml epub go htm html java js json log md odp ods odt pdf php "
+    "ppt pptx py rb rst rtf sh tex ts txt xls xlsx xml yaml yml"
+).split()
 
 
 class LocalDocsSettings(DocumentServiceSettings):
@@ -36,3 +45,36 @@ class LocalDocsSettings(DocumentServiceSettings):
     # client retries a refused gRPC search for ~63 s on its own, far too long for a chat.
     # Also the client's connect and query timeouts. Deletes get upstream_timeout_s.
     weaviate_timeout_s: float = Field(default=2.0, gt=0)
+
+    # OpenAI's Files and Vector Stores API (/v1/files, /v1/vector_stores). Uploads are kept
+    # under openai_dir (files/ and vector_stores/); it is added to allowed_roots here, and the
+    # indexer must be allowed to read it too (devstack and compose.yaml give both the same
+    # folder). Unset: those routes answer that uploads are not configured.
+    openai_dir: Path | None = None
+    files_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    files_extensions: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(UPLOAD_EXTENSIONS)
+    )
+
+    @field_validator("files_extensions", mode="before")
+    @classmethod
+    def _split_extensions(cls, value: Any) -> Any:
+        return split_list(value)
+
+    @field_validator("files_extensions")
+    @classmethod
+    def _bare_extensions(cls, value: list[str]) -> list[str]:
+        return [ext.strip().lower().lstrip(".") for ext in value if ext.strip()]
+
+    @field_validator("openai_dir")
+    @classmethod
+    def _absolute_openai_dir(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_absolute():
+            raise ValueError(f"'{value}' is not an absolute path")
+        return value.resolve() if value is not None else None
+
+    @model_validator(mode="after")
+    def _uploads_allowed(self) -> LocalDocsSettings:
+        if self.openai_dir is not None and self.openai_dir not in self.allowed_roots:
+            self.allowed_roots.append(self.openai_dir)
+        return self

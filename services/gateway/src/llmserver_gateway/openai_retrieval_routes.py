@@ -1,0 +1,62 @@
+"""OpenAI's Files and Vector Stores API (/v1/files*, /v1/vector_stores*), answered by the
+localdocs service: forwarded as they come, the body streamed through (an upload may be far
+larger than the JSON body limit; localdocs holds the upload limit and says 413 itself).
+
+Not in /openapi.json yet: the request and answer models live in the localdocs service.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from llmserver_common.errors import invalid_request
+from llmserver_gateway.service import GatewayService
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter()
+
+# Request headers localdocs needs (the multipart boundary is in the Content-Type), and answer
+# headers the client needs (a download's name, the poll helpers' interval, retry hints).
+_REQUEST_HEADERS = ("content-type", "content-length")
+_ANSWER_HEADERS = ("content-type", "content-disposition", "openai-poll-after-ms", "retry-after")
+
+
+async def forward(request: Request) -> Response:
+    service: GatewayService = request.app.state.service
+    raw_path = request.scope.get("raw_path") or request.url.path.encode()
+    url = service.settings.localdocs_url + raw_path.decode("latin-1")
+    if request.url.query:
+        url += f"?{request.url.query}"
+    headers = {k: request.headers[k] for k in _REQUEST_HEADERS if k in request.headers}
+    has_body = request.method in ("POST", "PUT", "PATCH")
+    try:
+        outgoing = service.client.build_request(
+            request.method,
+            url,
+            headers=headers,
+            content=request.stream() if has_body else None,
+            timeout=service.localdocs_timeout,
+        )
+    except httpx.InvalidURL:
+        raise invalid_request("The request path or query is not a valid URL.") from None
+    try:
+        upstream = await service.client.send(outgoing)
+    except httpx.TimeoutException:
+        raise service.timed_out("localdocs") from None
+    except httpx.HTTPError as exc:
+        logger.debug("localdocs request failed: %s", type(exc).__name__)
+        raise service.unavailable("localdocs") from None
+    passed = {k: upstream.headers[k] for k in _ANSWER_HEADERS if k in upstream.headers}
+    return Response(upstream.content, status_code=upstream.status_code, headers=passed)
+
+
+for _prefix in ("/v1/files", "/v1/vector_stores"):
+    for _path in (_prefix, _prefix + "/{path:path}"):
+        router.add_api_route(
+            _path, forward, methods=["GET", "POST", "DELETE"], include_in_schema=False
+        )

@@ -1,0 +1,1 @@
+"""OpenAI's Vector Stores API (/v1/vector_stores): each vector store is a LocalDocs collection."""

@@ -1,0 +1,413 @@
+"""OpenAI's retrieval API (Files, Vector Stores, search) through the gateway, driven with the
+official `openai` client exactly as a program written for OpenAI would: uploads land in the
+server's data folder, vector stores are LocalDocs collections indexed by the real Celery +
+Tika + Weaviate path, search answers with file ids, attributes and page numbers, and errors
+come in OpenAI's envelope with its status codes.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from openai import OpenAI
+
+from tests.e2e.test_localdocs import PAGE3_QUERY, make_pdf
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+READY_TIMEOUT_S = 300.0
+KETTLE = "Kettle instructions: descale the copper kettle with vinegar once a month.\n"
+HERON = "Garden notes: the blue heron visits the pond when the frogs sing at dusk.\n"
+
+
+def _word() -> str:
+    return "zq" + uuid.uuid4().hex[:10]
+
+
+def _poll(predicate: Callable[[], Any], what: str, timeout_s: float = READY_TIMEOUT_S) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(0.25)
+
+
+@pytest.fixture(scope="module")
+def client(stack: Any) -> Iterator[OpenAI]:
+    with OpenAI(base_url=f"{stack.url('gateway')}/v1", api_key="not-needed", timeout=120) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def handbook(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("openai-docs") / "handbook.pdf"
+    make_pdf(path)
+    return path
+
+
+def _upload(client: OpenAI, name: str, data: bytes) -> Any:
+    return client.files.create(file=(name, data), purpose="assistants")
+
+
+def _search_files(client: OpenAI, store_id: str, query: str, **options: Any) -> list[Any]:
+    return list(client.vector_stores.search(store_id, query=query, **options))
+
+
+# -- Files ------------------------------------------------------------------------------------
+
+
+def test_files_upload_list_retrieve_content_delete(client: OpenAI, stack: Any) -> None:
+    uploaded = _upload(client, "kettle.txt", KETTLE.encode())
+    assert uploaded.id.startswith("file-")
+    assert (uploaded.filename, uploaded.bytes, uploaded.purpose) == (
+        "kettle.txt",
+        len(KETTLE.encode()),
+        "assistants",
+    )
+    # Kept by the server in its own data folder, under a path it chose.
+    stored = Path(stack.data_dir) / "openai" / "files" / uploaded.id / "kettle.txt"
+    assert stored.read_bytes() == KETTLE.encode()
+
+    assert client.files.retrieve(uploaded.id).filename == "kettle.txt"
+    assert uploaded.id in {f.id for f in client.files.list(purpose="assistants")}
+    assert uploaded.id not in {f.id for f in client.files.list(purpose="batch")}
+    assert client.files.content(uploaded.id).read() == KETTLE.encode()
+
+    deleted = client.files.delete(uploaded.id)
+    assert deleted.deleted is True and deleted.id == uploaded.id
+    assert not stored.exists()
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.files.retrieve(uploaded.id)
+    assert missing.value.body["param"] == "file_id"
+    assert uploaded.id in missing.value.body["message"]
+
+
+def test_files_list_pages_with_after(client: OpenAI) -> None:
+    ids = [_upload(client, f"page-{i}.txt", f"page {i}".encode()).id for i in range(3)]
+    first = client.files.list(limit=2, order="asc", purpose="assistants")
+    collected = [f.id for f in first]  # auto-pagination follows `after` to the end
+    assert [i for i in collected if i in ids] == ids
+    newest = client.files.list(limit=1, order="desc")
+    assert newest.data[0].id == ids[-1] and newest.has_more is True
+    for file_id in ids:
+        client.files.delete(file_id)
+
+
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [
+        ("../../etc/evil.txt", "invalid_file_name"),
+        ("folder\\evil.txt", "invalid_file_name"),
+        ("program.exe", "unsupported_file"),
+        ("no-extension", "unsupported_file"),
+    ],
+)
+def test_upload_refuses_paths_and_unsupported_types(
+    client: OpenAI, stack: Any, name: str, code: str
+) -> None:
+    before = set((Path(stack.data_dir) / "openai" / "files").glob("*/*"))
+    with pytest.raises(openai.BadRequestError) as refused:
+        _upload(client, name, b"hello")
+    assert refused.value.status_code == 400
+    assert refused.value.body["param"] == "file"
+    assert refused.value.body["code"] == code
+    assert set((Path(stack.data_dir) / "openai" / "files").glob("*/*")) == before
+
+
+def test_upload_refuses_unknown_purpose_and_missing_file(client: OpenAI, stack: Any) -> None:
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.files.create(file=("a.txt", b"x"), purpose="nonsense")  # type: ignore[arg-type]
+    assert refused.value.body["param"] == "purpose"
+    reply = httpx.post(f"{stack.url('gateway')}/v1/files", data={"purpose": "assistants"})
+    assert reply.status_code == 400
+    assert reply.json()["error"]["param"] == "file"
+
+
+# -- Vector stores ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def store(client: OpenAI, handbook: Path) -> Iterator[dict[str, Any]]:
+    """A vector store made with a PDF at once, then a text file and a batch added."""
+    pdf = _upload(client, "handbook.pdf", handbook.read_bytes())
+    kettle = _upload(client, "kettle.txt", KETTLE.encode())
+    created = client.vector_stores.create(
+        name="manuals",
+        file_ids=[pdf.id],
+        metadata={"team": "orchard"},
+        expires_after={"anchor": "last_active_at", "days": 7},
+    )
+    assert created.id.startswith("vs_")
+    assert created.metadata == {"team": "orchard"}
+    attached = client.vector_stores.files.create_and_poll(
+        file_id=kettle.id, vector_store_id=created.id, attributes={"kind": "notes", "year": 2024}
+    )
+    assert attached.status == "completed", attached
+    client.vector_stores.files.update(
+        file_id=pdf.id, vector_store_id=created.id, attributes={"kind": "manual", "year": 2019}
+    )
+    batch = client.vector_stores.file_batches.upload_and_poll(
+        created.id, files=[("heron.md", HERON.encode())]
+    )
+    assert batch.status == "completed", batch
+    assert batch.file_counts.completed == 1
+    yield {"id": created.id, "pdf": pdf.id, "kettle": kettle.id, "batch": batch.id}
+    client.vector_stores.delete(created.id)
+
+
+def test_vector_store_indexes_through_localdocs(
+    client: OpenAI, stack: Any, store: dict[str, Any]
+) -> None:
+    ready = _poll(
+        lambda: (vs := client.vector_stores.retrieve(store["id"])).status == "completed" and vs,
+        "the vector store to complete",
+    )
+    assert ready.name == "manuals"
+    assert ready.file_counts.completed == 3 and ready.file_counts.total == 3
+    assert ready.usage_bytes > 0
+    assert ready.expires_after.days == 7
+    assert ready.expires_at == ready.last_active_at + 7 * 86400
+    # The same store is a LocalDocs collection, indexed by the same workers.
+    collection = httpx.get(f"{stack.url('gateway')}/v1/localdocs/collections/{store['id']}")
+    assert collection.status_code == 200
+    assert collection.json()["files_indexed"] == 3
+    listed = client.vector_stores.files.list(store["id"], filter="completed")
+    assert {f.id for f in listed} >= {store["pdf"], store["kettle"]}
+    pdf = client.vector_stores.files.retrieve(file_id=store["pdf"], vector_store_id=store["id"])
+    assert pdf.attributes == {"kind": "manual", "year": 2019}
+    batch_files = client.vector_stores.file_batches.list_files(
+        vector_store_id=store["id"], batch_id=store["batch"]
+    )
+    assert len(batch_files.data) == 1 and batch_files.data[0].status == "completed"
+
+
+def test_search_answers_with_file_page_and_attributes(
+    client: OpenAI, store: dict[str, Any]
+) -> None:
+    results = _search_files(client, store["id"], PAGE3_QUERY, max_num_results=3)
+    assert 1 <= len(results) <= 3
+    top = results[0]
+    assert top.file_id == store["pdf"] and top.filename == "handbook.pdf"
+    assert top.content[0].type == "text" and "zorbleflux" in top.content[0].text
+    assert top.attributes == {"kind": "manual", "year": 2019}
+    assert top.page == 3  # ours, beside OpenAI's fields
+    assert 0.0 < top.score <= 1.0
+
+
+def test_search_filters_on_attributes(client: OpenAI, store: dict[str, Any]) -> None:
+    query = "copper kettle vinegar"
+    notes = _search_files(
+        client, store["id"], query, filters={"type": "eq", "key": "kind", "value": "notes"}
+    )
+    assert notes and {r.file_id for r in notes} == {store["kettle"]}
+    old = _search_files(
+        client, store["id"], query, filters={"type": "lt", "key": "year", "value": 2020}
+    )
+    assert old and {r.file_id for r in old} == {store["pdf"]}
+    both = _search_files(
+        client,
+        store["id"],
+        query,
+        filters={
+            "type": "or",
+            "filters": [
+                {"type": "eq", "key": "kind", "value": "notes"},
+                {"type": "in", "key": "kind", "value": ["manual"]},
+            ],
+        },
+    )
+    assert {r.file_id for r in both} == {store["pdf"], store["kettle"]}
+    none = _search_files(
+        client,
+        store["id"],
+        query,
+        filters={
+            "type": "and",
+            "filters": [
+                {"type": "eq", "key": "kind", "value": "notes"},
+                {"type": "gte", "key": "year", "value": 2025},
+            ],
+        },
+    )
+    assert none == []
+
+
+def test_search_score_threshold_and_query_lists(client: OpenAI, store: dict[str, Any]) -> None:
+    everything = _search_files(client, store["id"], "kettle", max_num_results=10)
+    assert everything
+    cut = everything[0].score
+    above = _search_files(client, store["id"], "kettle", ranking_options={"score_threshold": cut})
+    assert above and all(r.score >= cut for r in above)
+    assert len(above) <= len(everything)
+    page = client.vector_stores.search(
+        store["id"], query=["blue heron pond", PAGE3_QUERY], rewrite_query=True
+    )
+    found = {r.filename for r in page}
+    assert {"heron.md", "handbook.pdf"} <= found
+
+
+def test_vector_store_list_modify_and_pages(client: OpenAI) -> None:
+    made = [client.vector_stores.create(name=f"list-{i}") for i in range(3)]
+    try:
+        ids = [vs.id for vs in made]
+        ascending = [vs.id for vs in client.vector_stores.list(limit=1, order="asc")]
+        assert [i for i in ascending if i in ids] == ids
+        page = client.vector_stores.list(limit=1, order="asc", after=ids[0])
+        assert page.data[0].id == ids[1] and page.has_more is True
+        before = client.vector_stores.list(limit=5, order="asc", before=ids[2])
+        assert before.data[-1].id == ids[1]
+        changed = client.vector_stores.update(
+            ids[0], name="renamed", metadata={"a": "b"}, expires_after=None
+        )
+        assert changed.name == "renamed" and changed.metadata == {"a": "b"}
+        assert changed.expires_after is None
+        assert changed.status == "completed" and changed.file_counts.total == 0
+    finally:
+        for vs in made:
+            assert client.vector_stores.delete(vs.id).deleted is True
+
+
+# -- failures, removals, partial readiness ------------------------------------------------------
+
+
+def test_unknown_ids_are_404_in_openai_envelope(client: OpenAI, store: dict[str, Any]) -> None:
+    with pytest.raises(openai.NotFoundError) as vs:
+        client.vector_stores.retrieve("vs_doesnotexist")
+    assert vs.value.body["type"] == "invalid_request_error"
+    assert vs.value.body["param"] == "vector_store_id"
+    with pytest.raises(openai.NotFoundError):
+        client.vector_stores.search("vs_doesnotexist", query="x")
+    with pytest.raises(openai.NotFoundError) as attach:
+        client.vector_stores.files.create(vector_store_id=store["id"], file_id="file-nope")
+    assert attach.value.body["param"] == "file_id"
+    with pytest.raises(openai.NotFoundError):
+        client.vector_stores.files.retrieve(file_id="file-nope", vector_store_id=store["id"])
+    with pytest.raises(openai.NotFoundError):
+        client.vector_stores.file_batches.retrieve("vsfb_nope", vector_store_id=store["id"])
+    with pytest.raises(openai.NotFoundError):
+        client.files.delete("file-nope")
+    # A store made with an unknown file id is not made at all.
+    count = len(list(client.vector_stores.list()))
+    with pytest.raises(openai.NotFoundError):
+        client.vector_stores.create(name="broken", file_ids=["file-nope"])
+    assert len(list(client.vector_stores.list())) == count
+
+
+def test_bad_search_requests_are_400(client: OpenAI, store: dict[str, Any]) -> None:
+    with pytest.raises(openai.BadRequestError) as empty:
+        client.vector_stores.search(store["id"], query="  ")
+    assert empty.value.body["param"] == "query"
+    with pytest.raises(openai.BadRequestError) as many:
+        client.vector_stores.search(store["id"], query="x", max_num_results=51)
+    assert many.value.body["param"] == "max_num_results"
+    with pytest.raises(openai.BadRequestError) as op:
+        client.vector_stores.search(
+            store["id"],
+            query="x",
+            filters={"type": "like", "key": "k", "value": "v"},  # type: ignore[typeddict-item]
+        )
+    assert op.value.body["param"].startswith("filters")
+
+
+def test_failed_file_has_its_reason(client: OpenAI) -> None:
+    broken = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<" + bytes(64)
+    corrupt = _upload(client, "corrupt.pdf", broken)
+    vs = client.vector_stores.create(name="failing")
+    try:
+        result = client.vector_stores.files.create_and_poll(
+            file_id=corrupt.id, vector_store_id=vs.id
+        )
+        assert result.status == "failed"
+        assert result.last_error is not None
+        assert result.last_error.code in ("invalid_file", "unsupported_file")
+        assert result.last_error.message
+        failed = client.vector_stores.files.list(vs.id, filter="failed")
+        assert [f.id for f in failed] == [corrupt.id]
+        assert client.vector_stores.retrieve(vs.id).file_counts.failed == 1
+    finally:
+        client.vector_stores.delete(vs.id)
+        client.files.delete(corrupt.id)
+
+
+def test_searchable_while_another_file_indexes_and_removals_leave_search(
+    client: OpenAI, stack: Any
+) -> None:
+    first_word, second_word = _word(), _word()
+    first = _upload(client, "first.txt", f"The {first_word} lives in the first file.\n".encode())
+    second = _upload(client, "second.txt", f"The {second_word} lives in the second.\n".encode())
+    vs = client.vector_stores.create(name="removals")
+    try:
+        done = client.vector_stores.files.create_and_poll(file_id=first.id, vector_store_id=vs.id)
+        assert done.status == "completed"
+        # Attached, not waited for: the store answers with what is ready.
+        client.vector_stores.files.create(file_id=second.id, vector_store_id=vs.id)
+        hits = _search_files(client, vs.id, first_word)
+        assert hits and hits[0].file_id == first.id
+        _poll(lambda: _search_files(client, vs.id, second_word), "the second file in search")
+
+        # Detached from the store: out of search at once; the file itself stays.
+        deleted = client.vector_stores.files.delete(file_id=first.id, vector_store_id=vs.id)
+        assert deleted.deleted is True
+        assert all(r.file_id != first.id for r in _search_files(client, vs.id, first_word))
+        assert client.files.retrieve(first.id).id == first.id
+
+        # A file deleted through the Files API leaves every store it was in, and search.
+        client.files.delete(second.id)
+        assert all(r.file_id != second.id for r in _search_files(client, vs.id, second_word))
+        assert [f.id for f in client.vector_stores.files.list(vs.id)] == []
+        chunks = httpx.get(f"{stack.url('gateway')}/v1/localdocs/collections/{vs.id}").json()
+        assert chunks["chunks"] == 0
+    finally:
+        client.vector_stores.delete(vs.id)
+        client.files.delete(first.id)
+
+
+def test_deleting_a_vector_store_deletes_its_collection(client: OpenAI, stack: Any) -> None:
+    vs = client.vector_stores.create(name="short-lived")
+    localdocs = f"{stack.url('gateway')}/v1/localdocs/collections/{vs.id}"
+    assert httpx.get(localdocs).status_code == 200
+    assert client.vector_stores.delete(vs.id).deleted is True
+    assert httpx.get(localdocs).status_code == 404
+    with pytest.raises(openai.NotFoundError):
+        client.vector_stores.retrieve(vs.id)
+
+
+def test_unavailable_folder_shows_on_the_vector_store(client: OpenAI, stack: Any) -> None:
+    word = _word()
+    upload = _upload(client, "kept.txt", f"The {word} must stay searchable.\n".encode())
+    vs = client.vector_stores.create(name="unavailable", file_ids=[upload.id])
+    folder = Path(stack.data_dir) / "openai" / "vector_stores" / vs.id
+    away = folder.with_name(vs.id + ".away")
+    try:
+        _poll(
+            lambda: client.vector_stores.retrieve(vs.id).status == "completed",
+            "the store to complete",
+        )
+        folder.rename(away)
+        gone = _poll(
+            lambda: (v := client.vector_stores.retrieve(vs.id)).unavailable_paths and v,
+            "the folder to be reported unavailable",
+        )
+        assert gone.unavailable_paths[0]["path"] == str(folder)
+        assert "missing" in gone.unavailable_paths[0]["reason"]
+        assert _search_files(client, vs.id, word)  # files kept meanwhile
+        away.rename(folder)
+        _poll(
+            lambda: not client.vector_stores.retrieve(vs.id).unavailable_paths,
+            "the folder to be available again",
+        )
+    finally:
+        if away.exists():
+            away.rename(folder)
+        client.vector_stores.delete(vs.id)
+        client.files.delete(upload.id)
