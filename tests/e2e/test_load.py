@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.stack import Ports, Stack, StackConfig
 
@@ -145,18 +146,42 @@ def assert_all_answered(outcomes: list[Outcome], count: int) -> Counter[int]:
 # -- 200 x 16 on the shared stack ----------------------------------------------------------------
 
 
+def wait_gateway_idle(base_url: str, timeout_s: float = 30.0) -> None:
+    """Poll the gateway's gauges until nothing is in flight but the /metrics read itself and
+    no inference replica holds a request (closed streams, released slots)."""
+    deadline = time.monotonic() + timeout_s
+    gauges: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        text = httpx.get(f"{base_url}/metrics", timeout=10).text
+        gauges = {
+            f"{sample.name}{sample.labels}": sample.value
+            for family in text_string_to_metric_families(text)
+            if family.name in ("gateway_requests_in_flight", "gateway_inference_in_flight")
+            for sample in family.samples
+        }
+        in_flight = gauges.get("gateway_requests_in_flight{}", 0.0)
+        if in_flight <= 1 and all(
+            value == 0 for name, value in gauges.items() if "inference" in name
+        ):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the gateway was still busy after {timeout_s:.0f}s: {gauges}")
+
+
 def test_200_chat_requests_at_concurrency_16_all_answered_memory_returns(stack: Stack) -> None:
     base_url = stack.url("gateway")
     warm = burst(base_url, 16, 16)
     assert_all_answered(warm, 16)
-    time.sleep(1.0)
+    wait_gateway_idle(base_url)
     baseline = service_rss(stack)
 
     outcomes = burst(base_url, 200, 16)
     statuses = assert_all_answered(outcomes, 200)
-    assert statuses[200] >= 1, statuses
+    # The shared stack's inference has 8 slots and queues 64 per model: 16 at a time never
+    # fill it, so every request is served; a 429 here is a refusal the contract does not allow.
+    assert statuses == Counter({200: 200}), statuses
 
-    time.sleep(3.0)  # let in-flight cleanup (closed streams, released slots) finish
+    wait_gateway_idle(base_url)
     after = service_rss(stack)
     report = {
         name: f"{baseline[name] / MIB:.0f} -> {after[name] / MIB:.0f} MiB" for name in baseline
