@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.stack import Stack
 
@@ -224,9 +225,40 @@ def test_health_and_metrics(stack: Stack) -> None:
     assert body["inference"][0]["state"] == "up"
     assert body["localdocs"]["state"] == "up"
     assert body["status"] == "ok"
-    metrics = httpx.get(f"{gateway(stack)}/metrics", timeout=30).text
-    assert "gateway_requests_total" in metrics
-    assert "gateway_request_duration_seconds_bucket" in metrics
+
+
+def metric_values(stack: Stack) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the gateway's /metrics, by name and sorted labels."""
+    text = httpx.get(f"{gateway(stack)}/metrics", timeout=30).text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_count_a_chat_request(stack: Stack) -> None:
+    """One chat moves the request counter, the latency histogram, the per-replica counter and
+    the token counter by exactly what it did; the names alone would pass with dead counters."""
+    route = (("method", "POST"), ("route", "/v1/chat/completions"), ("status", "200"))
+    before = metric_values(stack)
+    reply = client(stack).chat.completions.create(
+        model=DEFAULT_CHAT_MODEL, messages=hello(), max_tokens=SMALL, temperature=0
+    )
+    assert reply.usage is not None and reply.usage.completion_tokens >= 1
+    after = metric_values(stack)
+
+    def moved(name: str, labels: tuple[tuple[str, str], ...] = ()) -> float:
+        return after.get((name, labels), 0.0) - before.get((name, labels), 0.0)
+
+    assert moved("gateway_requests_total", route) == 1, route
+    latency = (("route", "/v1/chat/completions"),)
+    assert moved("gateway_request_duration_seconds_count", latency) == 1
+    assert moved("gateway_request_duration_seconds_sum", latency) > 0
+    replicas = [labels for name, labels in after if name == "gateway_inference_requests_total"]
+    assert sum(moved("gateway_inference_requests_total", labels) for labels in replicas) == 1
+    model = (("model", DEFAULT_CHAT_MODEL),)
+    assert moved("gateway_tokens_generated_total", model) == reply.usage.completion_tokens
 
 
 def test_cors_preflight(stack: Stack) -> None:
