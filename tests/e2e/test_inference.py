@@ -221,16 +221,19 @@ def test_completion_stream_with_openai_client(client: openai.OpenAI) -> None:
 
 
 def test_n_choices_and_seed_determinism(client: openai.OpenAI) -> None:
-    def ask() -> list[str]:
+    def ask(seed: int) -> list[str]:
         reply = client.chat.completions.create(
-            model=CHAT, messages=HELLO, max_tokens=10, temperature=1.0, seed=1234, n=2
+            model=CHAT, messages=HELLO, max_tokens=12, temperature=1.2, seed=seed, n=3
         )
-        assert [c.index for c in reply.choices] == [0, 1]
+        assert [c.index for c in reply.choices] == [0, 1, 2]
         return [c.message.content or "" for c in reply.choices]
 
-    first = ask()
-    second = ask()
-    assert first == second
+    first = ask(1234)
+    # The n choices of one request are sampled apart, not copies of one another...
+    assert len(set(first)) == 3, first
+    # ...the same seed gives the same choices again, and another seed other text.
+    assert ask(1234) == first
+    assert ask(98765)[0] != first[0]
 
 
 def test_stop_string_is_not_in_output(client: openai.OpenAI) -> None:
