@@ -23,6 +23,7 @@ from tests.e2e.test_localdocs import PAGE3_QUERY, make_pdf
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 READY_TIMEOUT_S = 300.0
+CHAT_MODEL = "Gemma 3 270M"
 KETTLE = "Kettle instructions: descale the copper kettle with vinegar once a month.\n"
 HERON = "Garden notes: the blue heron visits the pond when the frogs sing at dusk.\n"
 
@@ -275,6 +276,77 @@ def test_vector_store_list_modify_and_pages(client: OpenAI) -> None:
     finally:
         for vs in made:
             assert client.vector_stores.delete(vs.id).deleted is True
+
+
+# -- Responses API: file_search ---------------------------------------------------------------
+
+
+def test_responses_file_search_puts_snippets_in_the_prompt_and_cites_file_and_page(
+    client: OpenAI, store: dict[str, Any]
+) -> None:
+    tool = {"type": "file_search", "vector_store_ids": [store["id"]], "max_num_results": 2}
+    response = client.responses.create(
+        model=CHAT_MODEL,
+        input=PAGE3_QUERY,
+        tools=[tool],  # type: ignore[list-item]
+        include=["file_search_call.results"],
+        max_output_tokens=8,
+        temperature=0,
+    )
+    call, message = response.output
+    assert call.type == "file_search_call" and call.status == "completed"
+    assert call.queries == [PAGE3_QUERY]
+    assert call.results and call.results[0].file_id == store["pdf"]
+    assert call.results[0].filename == "handbook.pdf"
+    assert "zorbleflux" in call.results[0].text
+    assert message.type == "message" and message.role == "assistant"
+    text = message.content[0]
+    assert text.type == "output_text" and response.output_text == text.text
+    cited = [(a.file_id, a.filename, a.page) for a in text.annotations if a.type == "file_citation"]
+    assert (store["pdf"], "handbook.pdf", 3) in cited
+    assert all(0 <= a.index <= len(text.text) for a in text.annotations)
+
+    # The same question without the tool: no search, and a shorter prompt (no snippets).
+    plain = client.responses.create(
+        model=CHAT_MODEL, input=PAGE3_QUERY, max_output_tokens=8, temperature=0
+    )
+    assert [item.type for item in plain.output] == ["message"]
+    assert plain.output[0].content[0].annotations == []
+    assert response.usage.input_tokens > plain.usage.input_tokens + 20
+
+
+def test_responses_results_only_when_included_and_refusals(
+    client: OpenAI, store: dict[str, Any]
+) -> None:
+    tool = {"type": "file_search", "vector_store_ids": [store["id"]]}
+    response = client.responses.create(
+        model=CHAT_MODEL,
+        input=[{"role": "user", "content": "copper kettle vinegar"}],
+        instructions="Answer briefly.",
+        tools=[tool],  # type: ignore[list-item]
+        max_output_tokens=4,
+    )
+    assert response.output[0].type == "file_search_call"
+    assert response.output[0].results is None
+    with pytest.raises(openai.NotFoundError) as unknown:
+        client.responses.create(
+            model=CHAT_MODEL,
+            input="x",
+            tools=[{"type": "file_search", "vector_store_ids": ["vs_nope"]}],
+            max_output_tokens=1,
+        )
+    assert unknown.value.body["param"] == "tools.vector_store_ids"
+    with pytest.raises(openai.BadRequestError) as other_tool:
+        client.responses.create(
+            model=CHAT_MODEL,
+            input="x",
+            tools=[{"type": "web_search"}],  # type: ignore[list-item]
+            max_output_tokens=1,
+        )
+    assert other_tool.value.body["param"] == "tools.0.type"
+    with pytest.raises(openai.BadRequestError) as streamed:
+        client.responses.create(model=CHAT_MODEL, input="x", stream=True, max_output_tokens=1)
+    assert streamed.value.body["param"] == "stream"
 
 
 # -- failures, removals, partial readiness ------------------------------------------------------

@@ -1,6 +1,7 @@
-"""OpenAI's Files and Vector Stores API (/v1/files*, /v1/vector_stores*), answered by the
-localdocs service: forwarded as they come, the body streamed through (an upload may be far
-larger than the JSON body limit; localdocs holds the upload limit and says 413 itself).
+"""OpenAI's Files, Vector Stores and Responses API (/v1/files*, /v1/vector_stores*,
+/v1/responses), answered by the localdocs service: forwarded as they come, the body streamed
+through (an upload may be far larger than the JSON body limit; localdocs holds the upload
+limit and says 413 itself).
 
 Not in /openapi.json yet: the request and answer models live in the localdocs service.
 """
@@ -55,7 +56,7 @@ async def forward(request: Request) -> Response:
     return Response(upstream.content, status_code=upstream.status_code, headers=passed)
 
 
-for _prefix in ("/v1/files", "/v1/vector_stores"):
+for _prefix in ("/v1/files", "/v1/vector_stores", "/v1/responses"):
     for _path in (_prefix, _prefix + "/{path:path}"):
         router.add_api_route(
             _path, forward, methods=["GET", "POST", "DELETE"], include_in_schema=False

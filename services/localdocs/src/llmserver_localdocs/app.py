@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from llmserver_common.errors import install_error_handlers
 from llmserver_localdocs.openai_files.router import router as files_router
+from llmserver_localdocs.responses.router import router as responses_router
 from llmserver_localdocs.router import router
 from llmserver_localdocs.service import LocalDocsService
 from llmserver_localdocs.settings import LocalDocsSettings
@@ -59,4 +60,5 @@ def create_app(settings: LocalDocsSettings) -> FastAPI:
     # OpenAI's Files and Vector Stores API over the same collections.
     app.include_router(files_router)
     app.include_router(vector_stores_router)
+    app.include_router(responses_router)
     return app

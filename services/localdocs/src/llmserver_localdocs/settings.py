@@ -52,6 +52,8 @@ class LocalDocsSettings(DocumentServiceSettings):
     # folder). Unset: those routes answer that uploads are not configured.
     openai_dir: Path | None = None
     files_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    # Longest a /v1/responses request waits for its chat completion from the inference service.
+    responses_timeout_s: float = Field(default=600.0, gt=0)
     files_extensions: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(UPLOAD_EXTENSIONS)
     )
