@@ -38,7 +38,7 @@ from bench_stack import localdocs_services
 from live_folders import bench_live_folder
 
 from llmserver_common import docstore
-from llmserver_indexer.chunking import chunk_segments
+from llmserver_indexer.chunking import chunk_document, text_to_embed
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = REPO_ROOT / "bench" / "results" / "localdocs.json"
@@ -106,9 +106,9 @@ def run(urls: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     paths = make_documents(folder, args.docs, rng)
     # The same chunk texts the indexer will make (plain text: one unpaged segment per file).
     texts = [
-        chunk.text
+        text_to_embed(chunk, None)
         for path in paths
-        for chunk in chunk_segments([(None, path.read_text())], CHUNK_SIZE, CHUNK_OVERLAP)
+        for chunk in chunk_document([(None, path.read_text())], CHUNK_SIZE, CHUNK_OVERLAP)
     ]
     result: dict[str, Any] = {"documents": len(paths), "chunks": len(texts)}
 

@@ -25,7 +25,7 @@ from weaviate.collections import Collection
 
 from llmserver_common import docstore
 from llmserver_common.docstore import FileRecord
-from llmserver_indexer.chunking import chunk_segments
+from llmserver_indexer.chunking import chunk_document, text_to_embed
 from llmserver_indexer.embed import EmbeddingClient
 from llmserver_indexer.extract import FileProblem, extract
 from llmserver_indexer.scanning import Survey, Surveyor, is_within
@@ -420,7 +420,7 @@ class Indexer:
         document = extract(
             data, real.name, self.settings.tika_url, timeout_s=self.settings.tika_timeout_s
         )
-        chunks = chunk_segments(
+        chunks = chunk_document(
             document.segments, self.settings.chunk_size, self.settings.chunk_overlap
         )
         if not chunks:
@@ -430,7 +430,8 @@ class Indexer:
         model = collection.get("embedding_model") or self.settings.embedding_model
         self.embedder.model = model or None
         vectors, reported_model = self.embedder.embed(
-            [chunk.text for chunk in chunks], batch_size=self.settings.embed_batch_size
+            [text_to_embed(chunk, document.title) for chunk in chunks],
+            batch_size=self.settings.embed_batch_size,
         )
         if not collection.get("embedding_model") and reported_model:
             # Record the model with the collection so queries embed with the same one.

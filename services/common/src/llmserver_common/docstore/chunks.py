@@ -17,6 +17,7 @@ class Chunk:
     text: str
     page: int | None  # 1-based page where the chunk starts; None for unpaged documents
     index: int
+    heading: str | None = None  # the section it belongs to, where the document has headings
 
 
 @dataclass
@@ -48,6 +49,7 @@ def chunk_properties(doc: DocumentInfo, chunk: Chunk) -> dict[str, Any]:
         "date": doc.date,
         "page": chunk.page,
         "chunk_index": chunk.index,
+        "heading": chunk.heading,
         "content_hash": doc.content_hash,
         "embedding_model": doc.embedding_model,
     }

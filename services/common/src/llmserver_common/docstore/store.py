@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 CHUNKS_CLASS = "LocalDocsChunk"
 # What BM25 looks at, in hybrid search and in the benchmark's BM25 baseline.
-SEARCH_PROPERTIES = ("text", "title", "author", "file")
+SEARCH_PROPERTIES = ("text", "heading", "title", "author", "file")
 
 
 def connect_weaviate(
@@ -72,10 +72,27 @@ def connect_weaviate(
     return client
 
 
+# Properties added after the first release: an existing collection gets them on first use.
+_ADDED_PROPERTIES = [Property(name="heading", data_type=DataType.TEXT)]
+
+
+def _add_missing_properties(chunks: Collection) -> None:
+    present = {prop.name for prop in chunks.config.get().properties}
+    for prop in _ADDED_PROPERTIES:
+        if prop.name not in present:
+            try:
+                chunks.config.add_property(prop)
+                logger.info("chunks collection: property %s added", prop.name)
+            except UnexpectedStatusCodeError:
+                logger.debug("property %s added concurrently", prop.name)
+
+
 def ensure_schema(client: weaviate.WeaviateClient) -> Collection:
     """The chunks collection, created on first use (idempotent, safe against a racing creator)."""
     if client.collections.exists(CHUNKS_CLASS):
-        return client.collections.get(CHUNKS_CLASS)
+        chunks = client.collections.get(CHUNKS_CLASS)
+        _add_missing_properties(chunks)
+        return chunks
     field_text = Tokenization.FIELD  # exact-match properties used in filters
     try:
         client.collections.create(
@@ -84,6 +101,7 @@ def ensure_schema(client: weaviate.WeaviateClient) -> Collection:
             vector_config=Configure.Vectors.self_provided(),
             properties=[
                 Property(name="text", data_type=DataType.TEXT),
+                *_ADDED_PROPERTIES,
                 Property(name="collection", data_type=DataType.TEXT, tokenization=field_text),
                 Property(name="path", data_type=DataType.TEXT, tokenization=field_text),
                 Property(name="file", data_type=DataType.TEXT),
