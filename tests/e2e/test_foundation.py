@@ -7,7 +7,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -99,13 +101,38 @@ def test_only_loopback_apart_from_weaviate_grpc(stack: Stack) -> None:
     # anonymous clients, which the API-key setting guarantees (checked in the localdocs tests).
 
 
+def _post_json(url: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
 @pytest.mark.local_only("it is `make run` itself; `make up` has tests/compose")
 def test_devstack_run_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
-    """What `make run` does, on free ports so it can run beside a user's own `make run`."""
+    """What `make run` does, on free ports so it can run beside a user's own `make run`, with
+    `--allowed-root` choosing the one folder collections may index."""
     ports = Ports.free()
     env = {**os.environ, "LLMSERVER_PORTS": json.dumps(ports.__dict__)}
+    root = tmp_path / "my-documents"
+    root.mkdir()
+    (root / "tern.txt").write_text("The arctic tern nests on Skerrow rock.\n", encoding="utf-8")
+    data_dir = tmp_path / "data"
     process = subprocess.Popen(
-        [sys.executable, "-m", "devstack", "run", "--data-dir", str(tmp_path / "data")],
+        [
+            sys.executable,
+            "-m",
+            "devstack",
+            "run",
+            "--data-dir",
+            str(data_dir),
+            "--allowed-root",
+            str(root),
+        ],
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -127,11 +154,36 @@ def test_devstack_run_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> N
         assert any("all services are up" in line for line in lines), "".join(lines[-40:])
         # Log lines are prefixed by service.
         assert any(line.startswith("gateway ") for line in lines)
-        listing = _get_json(f"http://127.0.0.1:{ports.gateway}/v1/models")
+        # Keep reading its output: a full pipe would stall the services' logging, then them.
+        reader = threading.Thread(target=lambda: lines.extend(process.stdout or []), daemon=True)
+        reader.start()
+        gateway = f"http://127.0.0.1:{ports.gateway}"
+        listing = _get_json(f"{gateway}/v1/models")
         assert DEFAULT_CHAT_MODEL in [entry["id"] for entry in listing["data"]]
+
+        # --allowed-root reaches localdocs and the indexer: its folder is indexed, and the
+        # default documents folder it replaced is refused.
+        status, body = _post_json(
+            f"{gateway}/v1/localdocs/collections", {"name": "mine", "paths": [str(root)]}
+        )
+        assert status == 201, body
+        status, body = _post_json(
+            f"{gateway}/v1/localdocs/collections",
+            {"name": "default", "paths": [str(data_dir / "documents")]},
+        )
+        assert status == 400, body
+        view: dict = {}
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            view = _get_json(f"{gateway}/v1/localdocs/collections/mine")
+            if view["state"] != "indexing" and view["files_total"]:
+                break
+            time.sleep(0.5)
+        assert view["state"] == "ready" and view["files_indexed"] == 1, view
         process.send_signal(signal.SIGINT)
-        remaining, _ = process.communicate(timeout=90)
-        assert process.returncode == 0, remaining[-3000:]
+        process.wait(timeout=90)
+        reader.join(timeout=10)
+        assert process.returncode == 0, "".join(lines[-40:])
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
