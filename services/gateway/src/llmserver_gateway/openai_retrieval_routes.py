@@ -9,6 +9,7 @@ Not in /openapi.json yet: the request and answer models live in the localdocs se
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import httpx
 from fastapi import APIRouter, Request
@@ -24,6 +25,7 @@ router = APIRouter()
 # Request headers localdocs needs (the multipart boundary is in the Content-Type), and answer
 # headers the client needs (a download's name, the poll helpers' interval, retry hints).
 _REQUEST_HEADERS = ("content-type", "content-length")
+SMALL_BODY_BYTES = 256 * 1024
 _ANSWER_HEADERS = ("content-type", "content-disposition", "openai-poll-after-ms", "retry-after")
 
 
@@ -34,13 +36,18 @@ async def forward(request: Request) -> Response:
     if request.url.query:
         url += f"?{request.url.query}"
     headers = {k: request.headers[k] for k in _REQUEST_HEADERS if k in request.headers}
-    has_body = request.method in ("POST", "PUT", "PATCH")
+    # Small bodies (JSON requests) are read at once; uploads stream through.
+    declared = request.headers.get("content-length", "")
+    small = declared.isdigit() and int(declared) <= SMALL_BODY_BYTES
+    body: Any = None
+    if request.method in ("POST", "PUT", "PATCH"):
+        body = await request.body() if small else request.stream()
     try:
         outgoing = service.client.build_request(
             request.method,
             url,
             headers=headers,
-            content=request.stream() if has_body else None,
+            content=body,
             timeout=service.localdocs_timeout,
         )
     except httpx.InvalidURL:

@@ -12,6 +12,7 @@ hash of attachments per store (file id -> JSON), a set of stores per file, a has
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -49,6 +50,8 @@ logger = logging.getLogger(__name__)
 
 STORES_KEY = f"{REDIS_PREFIX}:vector_stores"  # sorted set: store id -> sequence number
 DAY_S = 86_400
+# A search records the store's activity (for expires_after) at most this often.
+ACTIVE_RESOLUTION_S = 60
 IN_PROGRESS, COMPLETED, FAILED, CANCELLED = "in_progress", "completed", "failed", "cancelled"
 
 
@@ -510,11 +513,31 @@ class VectorStoresService:
     # -- search ---------------------------------------------------------------------------
 
     async def search(self, store_id: str, body: SearchRequest) -> dict[str, Any]:
-        await self._store(store_id)
         queries = [body.query] if isinstance(body.query, str) else list(body.query)
         if not queries or any(not query.strip() for query in queries):
             raise invalid_request("The query is empty.", param="query")
-        attachments = await self._attachments(store_id)
+        # With a filter, more is asked of LocalDocs and the files filtered out dropped here.
+        limit = self.localdocs.settings.search_max_k
+        k = min(body.max_num_results if body.filters is None else limit, limit)
+        # The store and its attachments are read while the queries are searched: this is on
+        # every search's path, and the search (embedding, Weaviate) takes far longer.
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(store_key(store_id))
+        pipe.hgetall(attachments_key(store_id))
+        found = await asyncio.gather(
+            redis_call(pipe.execute()),
+            *(self.localdocs.search(query, [store_id], k) for query in queries),
+            return_exceptions=True,
+        )
+        if isinstance(found[0], BaseException):
+            raise found[0]
+        record, raw_attachments = found[0]
+        if not record or not record.get("id"):
+            raise not_found("vector store", store_id, "vector_store_id")
+        for outcome in found[1:]:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        attachments = {file_id: json.loads(raw) for file_id, raw in raw_attachments.items()}
         condition = body.filters.model_dump() if body.filters is not None else None
         allowed = {
             file_id
@@ -523,14 +546,9 @@ class VectorStoresService:
             and (condition is None or matches(condition, attachment.get("attributes") or {}))
         }
         threshold = body.ranking_options.score_threshold if body.ranking_options else None
-        # With some files filtered out, more is asked of LocalDocs and the rest dropped here.
-        k = body.max_num_results
-        if len(allowed) < len(attachments):
-            k = max(k, self.localdocs.settings.search_max_k)
-        k = min(k, self.localdocs.settings.search_max_k)
         best: dict[tuple[str, str], dict[str, Any]] = {}
-        for query in queries:
-            for reference in await self.localdocs.search(query, [store_id], k):
+        for references in found[1:]:
+            for reference in references:
                 file_id = self.files.id_of_path(reference.get("path") or "")
                 score = reference.get("score") or 0.0
                 if file_id not in allowed or (threshold is not None and score < threshold):
@@ -546,5 +564,6 @@ class VectorStoresService:
                         "page": reference.get("page"),
                     }
         results = sorted(best.values(), key=lambda result: result["score"], reverse=True)
-        await redis_call(self.redis.hset(store_key(store_id), "last_active_at", str(now())))
+        if now() - int(record.get("last_active_at") or 0) >= ACTIVE_RESOLUTION_S:
+            await redis_call(self.redis.hset(store_key(store_id), "last_active_at", str(now())))
         return {"search_query": body.query, "data": results[: body.max_num_results]}
