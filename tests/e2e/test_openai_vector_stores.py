@@ -125,6 +125,17 @@ def test_upload_refuses_paths_and_unsupported_types(
     assert set((Path(stack.data_dir) / "openai" / "files").glob("*/*")) == before
 
 
+def test_upload_over_the_size_limit_is_413_and_leaves_nothing(client: OpenAI, stack: Any) -> None:
+    folder = Path(stack.data_dir) / "openai" / "files"
+    before = set(folder.glob("*"))
+    too_big = b"x" * (50 * 1024 * 1024 + 1)  # LOCALDOCS_FILES_MAX_BYTES defaults to 50 MiB
+    with pytest.raises(openai.APIStatusError) as refused:
+        _upload(client, "big.txt", too_big)
+    assert refused.value.status_code == 413
+    assert refused.value.body["param"] == "file"
+    assert set(folder.glob("*")) == before
+
+
 def test_upload_refuses_unknown_purpose_and_missing_file(client: OpenAI, stack: Any) -> None:
     with pytest.raises(openai.BadRequestError) as refused:
         client.files.create(file=("a.txt", b"x"), purpose="nonsense")  # type: ignore[arg-type]
@@ -442,6 +453,27 @@ def test_searchable_while_another_file_indexes_and_removals_leave_search(
     finally:
         client.vector_stores.delete(vs.id)
         client.files.delete(first.id)
+
+
+def test_cancelling_a_batch_takes_its_unindexed_files_out(client: OpenAI, handbook: Path) -> None:
+    word = _word()
+    pdf = _upload(client, "cancelled.pdf", handbook.read_bytes())
+    note = _upload(client, "cancelled.txt", f"The {word} was cancelled.\n".encode())
+    vs = client.vector_stores.create(name="cancelling")
+    try:
+        batch = client.vector_stores.file_batches.create(vs.id, file_ids=[pdf.id, note.id])
+        # Asked at once: Tika, chunking and embedding take far longer than this request.
+        cancelled = client.vector_stores.file_batches.cancel(batch.id, vector_store_id=vs.id)
+        assert cancelled.status == "cancelled"
+        assert cancelled.file_counts.cancelled == 2 and cancelled.file_counts.in_progress == 0
+        listed = client.vector_stores.files.list(vs.id, filter="cancelled")
+        assert {f.id for f in listed} == {pdf.id, note.id}
+        assert _search_files(client, vs.id, word) == []
+        assert client.vector_stores.retrieve(vs.id).file_counts.cancelled == 2
+    finally:
+        client.vector_stores.delete(vs.id)
+        client.files.delete(pdf.id)
+        client.files.delete(note.id)
 
 
 def test_deleting_a_vector_store_deletes_its_collection(client: OpenAI, stack: Any) -> None:

@@ -16,6 +16,7 @@ from llmserver_localdocs.openai_files.service import FilesService
 from llmserver_localdocs.openai_shared import check_key_values, cursor_page
 from llmserver_localdocs.settings import LocalDocsSettings
 from llmserver_localdocs.vector_stores.filters import matches
+from llmserver_localdocs.vector_stores.service import file_counts, last_error_of
 
 ATTRS = {"kind": "manual", "year": 2019, "draft": False, "score": 0.5}
 
@@ -138,3 +139,29 @@ def test_an_upload_is_stored_under_its_id(files: FilesService, tmp_path: Path) -
     assert files.id_of_path(str(path)) == stored["id"]
     assert files.id_of_path(str(tmp_path / "elsewhere" / "notes.txt")) is None
     assert stored["id"] in [item["id"] for item in listed["data"]]
+
+
+@pytest.mark.parametrize(
+    ("reason", "code"),
+    [
+        ("no text could be extracted (application/octet-stream)", "unsupported_file"),
+        ("gave up after 6 tries: ConnectError: refused", "server_error"),
+        ("TikaError: the PDF is damaged", "invalid_file"),
+        (None, "invalid_file"),
+    ],
+)
+def test_a_failed_file_reason_maps_to_openai_codes(reason: str | None, code: str) -> None:
+    error = last_error_of(reason)
+    assert error["code"] == code
+    assert error["message"] == (reason or "the file could not be indexed")
+
+
+def test_file_counts_total_every_status() -> None:
+    counts = file_counts(["completed", "completed", "failed", "in_progress", "cancelled"])
+    assert counts == {
+        "in_progress": 1,
+        "completed": 2,
+        "failed": 1,
+        "cancelled": 1,
+        "total": 5,
+    }

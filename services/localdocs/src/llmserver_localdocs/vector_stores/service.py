@@ -71,7 +71,7 @@ def batch_key(batch_id: str) -> str:
     return f"{REDIS_PREFIX}:file_batch:{batch_id}"
 
 
-def _last_error(reason: str | None) -> dict[str, str]:
+def last_error_of(reason: str | None) -> dict[str, str]:
     """A failed file's reason in OpenAI's codes: no text is `unsupported_file`, retries given
     up (an upstream down) are `server_error`, anything else about the file `invalid_file`."""
     message = reason or "the file could not be indexed"
@@ -84,7 +84,7 @@ def _last_error(reason: str | None) -> dict[str, str]:
     return {"code": code, "message": message}
 
 
-def _counts(statuses: list[str]) -> dict[str, int]:
+def file_counts(statuses: list[str]) -> dict[str, int]:
     counts = {IN_PROGRESS: 0, COMPLETED: 0, FAILED: 0, CANCELLED: 0}
     for status in statuses:
         counts[status] += 1
@@ -136,7 +136,7 @@ class VectorStoresService:
             elif record is not None and record.state == docstore.FILE_INDEXED:
                 status = COMPLETED
             elif record is not None and record.state == docstore.FILE_FAILED:
-                status, last_error = FAILED, _last_error(record.error)
+                status, last_error = FAILED, last_error_of(record.error)
             elif not await to_thread.run_sync(upload.is_file):
                 status = FAILED
                 last_error = {
@@ -167,7 +167,7 @@ class VectorStoresService:
         store_id = record["id"]
         attachments = await self._attachments(store_id)
         statuses = await self._statuses(store_id, attachments)
-        counts = _counts([status["status"] for status in statuses.values()])
+        counts = file_counts([status["status"] for status in statuses.values()])
         try:
             collection = await self.localdocs.get_collection(store_id)
         except APIError as exc:
@@ -246,8 +246,11 @@ class VectorStoresService:
         page = cursor_page(stubs, limit=limit, order=order, after=after, before=before)
         views = []
         for stub in page["data"]:
-            with contextlib.suppress(APIError):
+            try:
                 views.append(await self.get(stub["id"]))
+            except APIError as exc:
+                if exc.status_code != 404:  # deleted meanwhile; anything else is the caller's
+                    raise
         return {**page, "data": views}
 
     async def modify(self, store_id: str, body: ModifyVectorStoreRequest) -> dict[str, Any]:
@@ -474,7 +477,7 @@ class VectorStoresService:
             if attachment.get("batch_id") == batch_id
         }
         statuses = await self._statuses(store_id, attachments)
-        counts = _counts([status["status"] for status in statuses.values()])
+        counts = file_counts([status["status"] for status in statuses.values()])
         if counts[IN_PROGRESS]:
             status = IN_PROGRESS
         elif record.get("cancelled"):
