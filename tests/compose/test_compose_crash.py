@@ -127,7 +127,8 @@ def test_kill_9_under_load_docker_restarts_it_and_everything_works_again(
     indexing = f"ix_{service}_{uuid.uuid4().hex[:6]}"
     try:
         with Load(gateway, crash_collection) as load:
-            time.sleep(1.5)  # requests in flight when it dies
+            # Requests in flight when it dies: the load has been answered and is asking again.
+            wait_for(lambda: len(load.outcomes) >= 2 and load.in_flight > 0, 60, "load running")
             if service == "indexer":
                 folder = stack.docs_root / indexing
                 write_text_files(folder, 8, indexing)
@@ -146,7 +147,12 @@ def test_kill_9_under_load_docker_restarts_it_and_everything_works_again(
                 f"{service} ready again",
             )
             recovery = works_again(client, stack.docs_root, crash_collection, service, ready_at)
-            time.sleep(1.0)  # some load after the restart too
+            # Some load after the restart too: a request begun after it has been answered.
+            wait_for(
+                lambda: any(o.started > ready_at for o in load.outcomes),
+                60,
+                "a load request begun after the restart answered",
+            )
         if service == "indexer":
             wait_all_indexed(client, indexing, 8)
             assert_indexed_exactly_once(client, stack, indexing)  # type: ignore[arg-type]

@@ -173,8 +173,8 @@ def crash_stack(tika_gate: TikaGate, tmp_path_factory: pytest.TempPathFactory) -
                     "INDEXER_CONCURRENCY": "1",
                     "INDEXER_VISIBILITY_TIMEOUT_S": str(VISIBILITY_TIMEOUT_S),
                 },
-                # Nor may localdocs' periodic rescan queue the file again.
-                "localdocs": {"LOCALDOCS_RESCAN_INTERVAL_S": "0"},
+                # Nor may localdocs' periodic rescan or its folder watcher queue the file again.
+                "localdocs": {"LOCALDOCS_RESCAN_INTERVAL_S": "0", "LOCALDOCS_WATCH": "false"},
             },
         )
     )

@@ -145,6 +145,8 @@ class Load:
 
     def __init__(self, base_url: str, collection: str) -> None:
         self.outcomes: list[Outcome] = []
+        self.in_flight = 0
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._client = httpx.Client(
             base_url=base_url, timeout=httpx.Timeout(REQUEST_TIMEOUT_S, connect=2.0)
@@ -174,12 +176,17 @@ class Load:
             index += 1
             started = time.monotonic()
             status: int | None = None
+            with self._lock:
+                self.in_flight += 1
             try:
                 status, problem = self._one(what)
             except httpx.TimeoutException as exc:
                 problem = f"timed out ({type(exc).__name__})"
             except httpx.TransportError as exc:
                 problem = f"transport:{type(exc).__name__}"
+            finally:
+                with self._lock:
+                    self.in_flight -= 1
             self.outcomes.append(
                 Outcome(what, started, time.monotonic() - started, status, problem)
             )
@@ -397,7 +404,8 @@ def test_kill_9_under_load_is_restarted_and_everything_works_again(
     indexing = f"ix_{service}_{uuid.uuid4().hex[:6]}"
     try:
         with Load(stack.url("gateway"), supervised.collection) as load:
-            time.sleep(1.5)  # requests in flight when it dies
+            # Requests in flight when it dies: the load has been answered and is asking again.
+            wait_for(lambda: len(load.outcomes) >= 2 and load.in_flight > 0, 60, "load running")
             if service == "indexer":
                 # A collection mid-indexing when its worker dies must complete exactly once.
                 folder = stack.docs_root / indexing
@@ -415,7 +423,12 @@ def test_kill_9_under_load_is_restarted_and_everything_works_again(
             recovery = works_again(
                 client, stack.docs_root, supervised.collection, service, restart.ready_at
             )
-            time.sleep(1.0)  # some load after the restart too
+            # Some load after the restart too: a request begun after it has been answered.
+            wait_for(
+                lambda: any(o.started > restart.ready_at for o in load.outcomes),
+                60,
+                "a load request begun after the restart answered",
+            )
         logger.warning(
             "%s: back %.1fs after kill -9; chat answered %.1fs and search %.1fs after the restart",
             service,

@@ -24,6 +24,7 @@ from tests.e2e.test_load import (
     one_chat,
     rss_tolerance,
     service_rss,
+    wait_gateway_idle,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600)]
@@ -54,14 +55,14 @@ def soak_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def test_sustained_chat_load_memory_does_not_creep(soak_stack: Stack) -> None:
     base_url = soak_stack.url("gateway")
     assert_all_answered(burst(base_url, CONCURRENCY, CONCURRENCY), CONCURRENCY)  # warm-up
-    time.sleep(1)
+    wait_gateway_idle(base_url)
     first = service_rss(soak_stack)
     totals: Counter[int] = Counter()
     history = []
     for round_index in range(ROUNDS):
         outcomes = burst(base_url, PER_ROUND, CONCURRENCY)
         totals.update(assert_all_answered(outcomes, PER_ROUND))
-        time.sleep(2)
+        wait_gateway_idle(base_url)
         rss = service_rss(soak_stack)
         history.append({name: round(rss[name] / MIB) for name in rss})
         print(f"soak round {round_index + 1}: statuses {dict(totals)}; RSS MiB {history[-1]}")
