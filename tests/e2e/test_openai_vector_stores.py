@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+import redis
 from openai import OpenAI
 
 from tests.e2e.test_localdocs import PAGE3_QUERY, make_pdf
@@ -23,6 +24,8 @@ from tests.e2e.test_localdocs import PAGE3_QUERY, make_pdf
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 READY_TIMEOUT_S = 300.0
+# Tests that look at the uploads on disk: under compose they are in the openai-files volume.
+ON_DISK = pytest.mark.local_only("it reads the uploads folder, a volume under compose")
 CHAT_MODEL = "Gemma 3 270M"
 KETTLE = "Kettle instructions: descale the copper kettle with vinegar once a month.\n"
 HERON = "Garden notes: the blue heron visits the pond when the frogs sing at dusk.\n"
@@ -67,6 +70,7 @@ def _search_files(client: OpenAI, store_id: str, query: str, **options: Any) -> 
 # -- Files ------------------------------------------------------------------------------------
 
 
+@ON_DISK
 def test_files_upload_list_retrieve_content_delete(client: OpenAI, stack: Any) -> None:
     uploaded = _upload(client, "kettle.txt", KETTLE.encode())
     assert uploaded.id.startswith("file-")
@@ -104,6 +108,7 @@ def test_files_list_pages_with_after(client: OpenAI) -> None:
         client.files.delete(file_id)
 
 
+@ON_DISK
 @pytest.mark.parametrize(
     ("name", "code"),
     [
@@ -125,6 +130,7 @@ def test_upload_refuses_paths_and_unsupported_types(
     assert set((Path(stack.data_dir) / "openai" / "files").glob("*/*")) == before
 
 
+@ON_DISK
 def test_upload_over_the_size_limit_is_413_and_leaves_nothing(client: OpenAI, stack: Any) -> None:
     folder = Path(stack.data_dir) / "openai" / "files"
     before = set(folder.glob("*"))
@@ -476,16 +482,31 @@ def test_cancelling_a_batch_takes_its_unindexed_files_out(client: OpenAI, handbo
         client.files.delete(note.id)
 
 
-def test_deleting_a_vector_store_deletes_its_collection(client: OpenAI, stack: Any) -> None:
+@ON_DISK
+def test_deleting_a_vector_store_deletes_its_collection_and_records(
+    client: OpenAI, stack: Any
+) -> None:
+    upload = _upload(client, "brief.txt", b"A short-lived note.\n")
     vs = client.vector_stores.create(name="short-lived")
+    batch = client.vector_stores.file_batches.create_and_poll(vs.id, file_ids=[upload.id])
     localdocs = f"{stack.url('gateway')}/v1/localdocs/collections/{vs.id}"
     assert httpx.get(localdocs).status_code == 200
     assert client.vector_stores.delete(vs.id).deleted is True
     assert httpx.get(localdocs).status_code == 404
     with pytest.raises(openai.NotFoundError):
         client.vector_stores.retrieve(vs.id)
+    with pytest.raises(openai.NotFoundError):
+        client.vector_stores.file_batches.retrieve(batch.id, vector_store_id=vs.id)
+    left = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+    assert [key for key in left.scan_iter("llmserver:openai:*") if vs.id in key] == []
+    assert not left.sismember(f"llmserver:openai:file_vector_stores:{upload.id}", vs.id)
+    assert not (Path(stack.data_dir) / "openai" / "vector_stores" / vs.id).exists()
+    # The file itself stays, as on OpenAI.
+    assert client.files.retrieve(upload.id).id == upload.id
+    client.files.delete(upload.id)
 
 
+@ON_DISK
 def test_unavailable_folder_shows_on_the_vector_store(client: OpenAI, stack: Any) -> None:
     word = _word()
     upload = _upload(client, "kept.txt", f"The {word} must stay searchable.\n".encode())

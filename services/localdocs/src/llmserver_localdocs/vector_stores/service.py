@@ -7,7 +7,8 @@ search hit names its file id. Indexing is LocalDocs' own (Celery, Tika, chunks, 
 Weaviate); a vector store file's status is read from the collection's file records.
 
 Redis (`llmserver:openai:…`): a hash per store, a sorted set of stores in creation order, a
-hash of attachments per store (file id -> JSON), a set of stores per file, a hash per batch.
+hash of attachments per store (file id -> JSON), a set of stores per file, a hash per batch
+and a set of batches per store (deleted with the store).
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ def stores_of_file_key(file_id: str) -> str:
 
 def batch_key(batch_id: str) -> str:
     return f"{REDIS_PREFIX}:file_batch:{batch_id}"
+
+
+def batches_key(store_id: str) -> str:
+    return f"{REDIS_PREFIX}:vector_store_batches:{store_id}"
 
 
 def last_error_of(reason: str | None) -> dict[str, str]:
@@ -278,10 +283,13 @@ class VectorStoresService:
             if exc.status_code != 404:
                 raise
         attachments = await self._attachments(store_id)
+        batches = await redis_call(self.redis.smembers(batches_key(store_id)))
         pipe = self.redis.pipeline(transaction=True)
         for file_id in attachments:
             pipe.srem(stores_of_file_key(file_id), store_id)
-        pipe.delete(store_key(store_id), attachments_key(store_id))
+        for batch_id in batches:
+            pipe.delete(batch_key(batch_id))
+        pipe.delete(store_key(store_id), attachments_key(store_id), batches_key(store_id))
         pipe.zrem(STORES_KEY, store_id)
         await redis_call(pipe.execute())
         await to_thread.run_sync(shutil.rmtree, self.stores_dir / store_id, True)
@@ -449,17 +457,18 @@ class VectorStoresService:
         wanted = list({file_id: (file_id, attrs) for file_id, attrs in wanted}.values())
         batch_id = new_id("vsfb_")
         await self._attach_all(store_id, wanted, batch_id)
-        await redis_call(
-            self.redis.hset(
-                batch_key(batch_id),
-                mapping={
-                    "id": batch_id,
-                    "vector_store_id": store_id,
-                    "created_at": str(now()),
-                    "cancelled": "",
-                },
-            )
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(
+            batch_key(batch_id),
+            mapping={
+                "id": batch_id,
+                "vector_store_id": store_id,
+                "created_at": str(now()),
+                "cancelled": "",
+            },
         )
+        pipe.sadd(batches_key(store_id), batch_id)
+        await redis_call(pipe.execute())
         return await self.get_batch(store_id, batch_id)
 
     async def _batch(self, store_id: str, batch_id: str) -> dict[str, str]:
