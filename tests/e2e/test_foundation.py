@@ -186,8 +186,14 @@ def test_devstack_run_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> N
         assert process.returncode == 0, "".join(lines[-40:])
     finally:
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            # A failed check: SIGTERM first, as Ctrl-C it stops the services (each runs in a
+            # session of its own, which a SIGKILL of devstack's group would leave running).
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
     # Nothing keeps listening on the stack's ports once it stopped.
     listening = _listening_ports()
     still_open = [
