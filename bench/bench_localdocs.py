@@ -23,7 +23,6 @@ Prints a table and writes bench/results/localdocs.json.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import random
 import statistics
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from bench_results import save_results
 from bench_stack import localdocs_services
 from live_folders import bench_live_folder
 
@@ -41,7 +41,6 @@ from llmserver_common import docstore
 from llmserver_indexer.chunking import chunk_document, text_to_embed
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-RESULTS = REPO_ROOT / "bench" / "results" / "localdocs.json"
 CHUNK_SIZE = 512
 CHUNK_OVERLAP = 64
 EMBED_BATCH = 32
@@ -286,9 +285,7 @@ def main() -> int:
     with localdocs_services() as urls:
         result = run(urls, args)
     print_table(result)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(REPO_ROOT)}")
+    save_results(result, "localdocs")
     return 0
 
 

@@ -20,7 +20,6 @@ Starts its own stack (bench_stack.py). Prints a table and writes bench/results/r
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import re
 import shutil
@@ -33,6 +32,7 @@ from typing import Any
 
 import httpx
 import yaml
+from bench_results import save_results
 from bench_stack import localdocs_services
 from weaviate.classes.query import Filter
 
@@ -40,7 +40,6 @@ from llmserver_common import docstore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA = REPO_ROOT / "bench" / "retrieval"
-RESULTS = REPO_ROOT / "bench" / "results" / "retrieval.json"
 
 logger = logging.getLogger("bench_retrieval")
 
@@ -210,9 +209,7 @@ def main() -> int:
     with localdocs_services() as urls:
         result = run(urls, args)
     print_table(result, yaml.safe_load((DATA / "questions.yaml").read_text()))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(REPO_ROOT)}")
+    save_results(result, "retrieval")
     return 0
 
 

@@ -10,12 +10,14 @@ import random
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from tests.e2e.polling import poll_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -129,17 +131,6 @@ def _files_by_name(client: httpx.Client, name: str) -> dict[str, dict]:
     response = client.get(f"/v1/localdocs/collections/{name}/files")
     assert response.status_code == 200, response.text
     return {Path(entry["path"]).name: entry for entry in response.json()["data"]}
-
-
-def _wait_until(
-    predicate: Callable[[], bool], timeout_s: float, what: str, poll_s: float = 1.0
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(poll_s)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def _weaviate_chunks_per_file(stack: Any, name: str, paths: list[str]) -> dict[str, int]:
@@ -378,7 +369,7 @@ def test_worker_killed_mid_collection_ends_with_every_file_once(stack: Any) -> N
             progress = client.get(f"/v1/localdocs/collections/{killed_name}").json()
             return progress["files_indexed"] >= 1
 
-        _wait_until(some_progress, 120, "the first indexed file", poll_s=0.1)
+        poll_until(some_progress, 120, "the first indexed file", poll_s=0.1)
         stack.kill_service("indexer")
         midway = client.get(f"/v1/localdocs/collections/{killed_name}").json()
         # The kill really came mid-collection (else this test would prove nothing).

@@ -22,6 +22,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.e2e.polling import poll_until
 from tests.e2e.test_localdocs import _weaviate_chunks_per_file
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -40,17 +41,6 @@ def _unique(prefix: str) -> str:
 def _word() -> str:
     """A made-up word no other document contains, to search for."""
     return "zq" + uuid.uuid4().hex[:10]
-
-
-def _poll(predicate: Callable[[], Any], timeout_s: float, what: str, poll_s: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(poll_s)
 
 
 def embedded_documents(stack: Any) -> float:
@@ -88,7 +78,7 @@ class Collection:
         return {Path(entry["path"]).name: entry for entry in reply.json()["data"]}
 
     def ready(self, timeout_s: float = READY_TIMEOUT_S) -> dict[str, Any]:
-        return _poll(
+        return poll_until(
             lambda: (state := self.get())["state"] == "ready" and state,
             timeout_s,
             f"{self.name} to be ready",
@@ -103,7 +93,7 @@ class Collection:
 
     def seconds_until(self, predicate: Callable[[], bool], what: str) -> float:
         started = time.monotonic()
-        _poll(predicate, WATCH_BOUND_S, what)
+        poll_until(predicate, WATCH_BOUND_S, what)
         return time.monotonic() - started
 
     def close(self) -> None:
@@ -135,7 +125,7 @@ def _folder(stack: Any, files: dict[str, str]) -> Path:
 def _all_quiet(stack: Any) -> None:
     """No collection of this run still indexing, so embedding counts move only for ours."""
     with httpx.Client(base_url=stack.url("localdocs"), timeout=60) as client:
-        _poll(
+        poll_until(
             lambda: all(
                 c["state"] != "indexing"
                 for c in client.get("/v1/localdocs/collections").json()["data"]
@@ -215,7 +205,7 @@ def test_a_folder_missing_at_start_keeps_its_index_and_resumes_without_embedding
     stack.start_service("localdocs")
     stack.start_service("indexer")
 
-    missing = _poll(
+    missing = poll_until(
         lambda: (state := docs.get())["unavailable_paths"] and state,
         READY_TIMEOUT_S,
         "the missing folder to be reported",
@@ -227,7 +217,7 @@ def test_a_folder_missing_at_start_keeps_its_index_and_resumes_without_embedding
     assert docs.hits(secret), "the files of a missing folder stay searchable"
 
     parked.rename(folder)
-    back = _poll(
+    back = poll_until(
         lambda: (
             (state := docs.get())["unavailable_paths"] == [] and state["state"] == "ready" and state
         ),
@@ -254,7 +244,7 @@ def test_a_burst_of_200_files_is_embedded_once_each_and_touching_them_embeds_not
     burst.mkdir()
     for i, word in enumerate(words):
         (burst / f"note{i:03}.txt").write_text(f"Note {i} keeps the word {word}.\n")
-    state = _poll(
+    state = poll_until(
         lambda: (s := docs.get())["files_indexed"] == 201 and s["state"] == "ready" and s,
         READY_TIMEOUT_S,
         "200 new files indexed",
@@ -271,7 +261,7 @@ def test_a_burst_of_200_files_is_embedded_once_each_and_touching_them_embeds_not
     later = time.time() + 10
     for path in burst.iterdir():
         os.utime(path, (later, later))
-    _poll(
+    poll_until(
         lambda: (
             all(
                 f["updated_at"] >= touched_at
@@ -302,7 +292,7 @@ def test_removing_a_path_removes_its_chunks_and_nothing_else(
     )
     assert reply.status_code == 200, reply.text
     assert reply.json()["paths"] == [str(kept.resolve())]
-    _poll(lambda: not docs.hits(removed_word), WATCH_BOUND_S, "the removed path's chunks gone")
+    poll_until(lambda: not docs.hits(removed_word), WATCH_BOUND_S, "the removed path's chunks gone")
     state = docs.ready()
     assert state["files_total"] == 1 and docs.hits(kept_word)
     gone = str((removed / "gone.txt").resolve())
