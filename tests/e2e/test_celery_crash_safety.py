@@ -3,9 +3,9 @@
 The indexer survives a worker killed mid-file in two ways: Celery redelivers the message it
 never acknowledged (`task_acks_late`, and `task_reject_on_worker_lost` when only a pool child
 dies), and start-up recovery re-queues files left pending. Recovery alone would make a kill test
-pass with both Celery settings removed, so here it is switched off (a `sitecustomize` on the
-worker's PYTHONPATH replaces `Indexer.recover` with a no-op that logs; the indexer has no
-setting for it) and each test shows one Celery mechanism bringing the task back:
+pass with both Celery settings removed, so here it is switched off (`INDEXER_RECOVER_ON_START=
+false`; the worker logs that it skipped it) and each test shows one Celery mechanism bringing
+the task back:
 
 - a pool child SIGKILLed while the main worker process lives: the task is requeued at once
   (`task_reject_on_worker_lost` with `task_acks_late`); no restart, so no `worker_ready`;
@@ -36,12 +36,13 @@ import httpx
 import pytest
 
 from devstack.stack import Ports, Stack, StackConfig
+from llmserver_indexer.tasks import RECOVERY_OFF_LINE
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.timeout(600),
     pytest.mark.local_only(
-        "kills the indexer's pool child by pid and gives the worker a PYTHONPATH of its own"
+        "kills the indexer's pool child by pid and starts a worker with recovery off"
     ),
 ]
 
@@ -49,20 +50,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 VISIBILITY_TIMEOUT_S = 10
 # The gate holds a request this long at most, so a test that fails cannot leave it hanging.
 HOLD_LIMIT_S = 120.0
-RECOVERY_OFF_LINE = "start-up recovery disabled by the test"
-RECOVERY_SHIM = f'''"""Test shim (tests/e2e/test_celery_crash_safety.py): no start-up recovery."""
-import logging
-
-from llmserver_indexer.service import Indexer
-
-
-def _no_recovery(self: Indexer) -> int:
-    logging.getLogger("llmserver_indexer.test_shim").warning("{RECOVERY_OFF_LINE}")
-    return 0
-
-
-Indexer.recover = _no_recovery
-'''
 # Hop-by-hop or recomputed headers, not forwarded either way (httpx decodes the body).
 _SKIPPED_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "content-encoding"}
 
@@ -155,9 +142,6 @@ def tika_gate() -> Iterator[TikaGate]:
 
 @pytest.fixture(scope="module")
 def crash_stack(tika_gate: TikaGate, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    shim_dir = tmp_path_factory.mktemp("recovery-shim")
-    (shim_dir / "sitecustomize.py").write_text(RECOVERY_SHIM, encoding="utf-8")
-    python_path = os.pathsep.join(p for p in (str(shim_dir), os.environ.get("PYTHONPATH")) if p)
     ports = Ports.free()
     tika_gate.upstream = f"http://127.0.0.1:{ports.tika}"
     stack = Stack(
@@ -167,7 +151,7 @@ def crash_stack(tika_gate: TikaGate, tmp_path_factory: pytest.TempPathFactory) -
             ports=ports,
             service_env={
                 "indexer": {
-                    "PYTHONPATH": python_path,
+                    "INDEXER_RECOVER_ON_START": "false",
                     "INDEXER_TIKA_URL": tika_gate.url,
                     # One pool child: the one that holds the task is the only child there is.
                     "INDEXER_CONCURRENCY": "1",
@@ -256,7 +240,7 @@ def weaviate_chunks(stack: Stack, name: str, path: Path) -> int:
 
 
 def recoveries_skipped(stack: Stack) -> int:
-    """How many times a worker started and the shim skipped its recovery."""
+    """How many times a worker started and skipped its recovery."""
     return stack.log_path("indexer").read_text(errors="replace").count(RECOVERY_OFF_LINE)
 
 
@@ -306,7 +290,7 @@ def test_pool_child_killed_mid_file_is_requeued_and_completes_once(
     assert worker is not None and worker.poll() is None
     name, path, marker = start_held_task(crash_stack, localdocs, tika_gate)
     recoveries = recoveries_skipped(crash_stack)
-    assert recoveries >= 1, "the worker started without the recovery shim"
+    assert recoveries >= 1, "the worker started with its recovery on"
 
     children = pool_children(worker.pid)
     assert len(children) == 1, children  # concurrency 1: the child holding the task

@@ -21,6 +21,9 @@ class IndexerSettings(DocumentServiceSettings):
     visibility_timeout_s: int = Field(default=3600, ge=10)
     task_max_retries: int = Field(default=5, ge=0, le=50)
     retry_backoff_max_s: int = Field(default=60, ge=1)
+    # Rescan every collection when a worker starts, re-queueing files a dead worker held. Off
+    # only to test Celery's own redelivery (acks_late, reject_on_worker_lost) on its own.
+    recover_on_start: bool = True
 
     # Extraction, chunking, embedding, writing
     tika_timeout_s: float = Field(default=120.0, gt=0)

@@ -15,6 +15,8 @@ from llmserver_indexer.settings import IndexerSettings
 
 logger = logging.getLogger(__name__)
 
+RECOVERY_OFF_LINE = "start-up recovery is off (INDEXER_RECOVER_ON_START=false)"
+
 
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -88,6 +90,9 @@ def register_tasks(app: Celery, settings: IndexerSettings) -> Indexer:
 
     @worker_ready.connect(weak=False)
     def _recover(**_: Any) -> None:
+        if not settings.recover_on_start:
+            logger.warning(RECOVERY_OFF_LINE)
+            return
         try:
             count = indexer.recover()
             logger.info("recovery: rescanning %d collections", count)
