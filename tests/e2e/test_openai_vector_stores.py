@@ -361,9 +361,38 @@ def test_responses_results_only_when_included_and_refusals(
             max_output_tokens=1,
         )
     assert other_tool.value.body["param"] == "tools.0.type"
-    with pytest.raises(openai.BadRequestError) as streamed:
-        client.responses.create(model=CHAT_MODEL, input="x", stream=True, max_output_tokens=1)
-    assert streamed.value.body["param"] == "stream"
+
+
+def test_responses_stream_events_in_order_with_citations(
+    client: OpenAI, store: dict[str, Any]
+) -> None:
+    tool = {"type": "file_search", "vector_store_ids": [store["id"]], "max_num_results": 2}
+    # The SDK's own stream helper checks every event against the snapshot it accumulates.
+    with client.responses.stream(
+        model=CHAT_MODEL,
+        input=PAGE3_QUERY,
+        tools=[tool],  # type: ignore[list-item]
+        include=["file_search_call.results"],
+        max_output_tokens=6,
+        temperature=0,
+    ) as stream:
+        events = list(stream)
+    kinds = [event.type for event in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    assert kinds.index("response.file_search_call.completed") < kinds.index(
+        "response.output_text.delta"
+    )
+    assert kinds[-1] in ("response.completed", "response.incomplete")
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    final = events[-1].response
+    message = final.output[-1]
+    assert message.content[0].text == deltas
+    assert final.output[0].type == "file_search_call"
+    assert final.output[0].results[0].file_id == store["pdf"]
+    added = [e.annotation for e in events if e.type == "response.output_text.annotation.added"]
+    assert any(a.file_id == store["pdf"] and a.page == 3 for a in added)
+    assert final.usage.output_tokens >= 1
 
 
 # -- failures, removals, partial readiness ------------------------------------------------------

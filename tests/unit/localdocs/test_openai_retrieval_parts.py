@@ -112,7 +112,18 @@ def files(tmp_path: Path, redis_url: str) -> FilesService:
 
 
 @pytest.mark.parametrize(
-    "name", ["../x.txt", "a/b.txt", "a\\b.txt", ".hidden.txt", "", "..", "x.exe", "README"]
+    "name",
+    [
+        "../x.txt",
+        "a/b.txt",
+        "a\\b.txt",
+        ".hidden.txt",
+        "",
+        "..",
+        "x.exe",
+        "README",
+        "x" * 197 + ".txt",
+    ],
 )
 def test_upload_names_are_checked(files: FilesService, name: str) -> None:
     with pytest.raises(APIError) as refused:

@@ -9,11 +9,12 @@ Not in /openapi.json yet: the request and answer models live in the localdocs se
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
 from llmserver_common.errors import invalid_request
 from llmserver_gateway.service import GatewayService
@@ -42,25 +43,46 @@ async def forward(request: Request) -> Response:
     body: Any = None
     if request.method in ("POST", "PUT", "PATCH"):
         body = await request.body() if small else request.stream()
+    timeout = service.localdocs_timeout
+    if request.url.path.startswith("/v1/responses"):
+        # A response waits on a generation: inference's deadline, not the management one.
+        settings = service.settings
+        timeout = httpx.Timeout(settings.inference_timeout_s, connect=settings.connect_timeout_s)
     try:
         outgoing = service.client.build_request(
-            request.method,
-            url,
-            headers=headers,
-            content=body,
-            timeout=service.localdocs_timeout,
+            request.method, url, headers=headers, content=body, timeout=timeout
         )
     except httpx.InvalidURL:
         raise invalid_request("The request path or query is not a valid URL.") from None
     try:
-        upstream = await service.client.send(outgoing)
+        upstream = await service.client.send(outgoing, stream=True)
+        passed = {k: upstream.headers[k] for k in _ANSWER_HEADERS if k in upstream.headers}
+        if upstream.headers.get("content-type", "").startswith("text/event-stream"):
+            # A streamed Responses answer: relayed as it comes.
+            return StreamingResponse(
+                _relay(upstream), status_code=upstream.status_code, headers=passed
+            )
+        try:
+            content = await upstream.aread()
+        finally:
+            await upstream.aclose()
     except httpx.TimeoutException:
         raise service.timed_out("localdocs") from None
     except httpx.HTTPError as exc:
         logger.debug("localdocs request failed: %s", type(exc).__name__)
         raise service.unavailable("localdocs") from None
-    passed = {k: upstream.headers[k] for k in _ANSWER_HEADERS if k in upstream.headers}
-    return Response(upstream.content, status_code=upstream.status_code, headers=passed)
+    return Response(content, status_code=upstream.status_code, headers=passed)
+
+
+async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:
+    try:
+        async for block in upstream.aiter_raw():
+            yield block
+    except httpx.HTTPError as exc:
+        # The events end here; the client sees the stream close without response.completed.
+        logger.warning("localdocs stream broke off: %s", type(exc).__name__)
+    finally:
+        await upstream.aclose()
 
 
 for _prefix in ("/v1/files", "/v1/vector_stores", "/v1/responses"):

@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 FILES_KEY = f"{REDIS_PREFIX}:files"  # sorted set: file id -> sequence number
 COPY_CHUNK = 1024 * 1024
+# A file system name is at most 255 bytes; a vector store's link adds the file id to it.
+MAX_NAME_BYTES = 200
 
 
 def file_key(file_id: str) -> str:
@@ -84,9 +86,9 @@ class FilesService:
                 param="file",
                 code="invalid_file_name",
             )
-        if name.startswith(".") or len(name.encode()) > 255:
+        if name.startswith(".") or len(name.encode()) > MAX_NAME_BYTES:
             raise invalid_request(
-                f"Invalid file name '{name}': hidden or longer than 255 bytes.",
+                f"Invalid file name '{name}': hidden or longer than {MAX_NAME_BYTES} bytes.",
                 param="file",
                 code="invalid_file_name",
             )
@@ -206,11 +208,15 @@ class FilesService:
         self, *, purpose: str | None, limit: int, order: Order, after: str | None
     ) -> dict[str, Any]:
         ids: list[str] = await redis_call(self.redis.zrange(FILES_KEY, 0, -1))
-        views = []
+        pipe = self.redis.pipeline(transaction=False)
         for file_id in ids:
-            raw = await redis_call(self.redis.hgetall(file_key(file_id)))
-            if raw and raw.get("id") and (purpose is None or raw.get("purpose") == purpose):
-                views.append(self._view(raw))
+            pipe.hgetall(file_key(file_id))
+        records = await redis_call(pipe.execute()) if ids else []
+        views = [
+            self._view(raw)
+            for raw in records
+            if raw and raw.get("id") and (purpose is None or raw.get("purpose") == purpose)
+        ]
         return cursor_page(views, limit=limit, order=order, after=after, before=None)
 
     async def delete(self, file_id: str) -> dict[str, Any]:

@@ -3,7 +3,8 @@ the prompt, one chat completion by the inference service, and OpenAI's Response 
 a `file_search_call` item (its `results` when `include` asks for them) and the assistant's
 message, whose text carries a `file_citation` per file and page it was given.
 
-Not kept: a response is answered, not stored (`previous_response_id` is refused).
+Not kept: a response is answered, not stored (`previous_response_id` is refused). With
+`stream: true` the same answer comes as server-sent events (streaming.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -70,8 +72,6 @@ def _messages(body: ResponsesRequest) -> list[dict[str, str]]:
 
 
 def _refuse_unsupported(body: ResponsesRequest) -> None:
-    if body.stream:
-        raise invalid_request("Streaming responses are not supported yet.", param="stream")
     if body.previous_response_id:
         raise invalid_request(
             "Responses are not stored here, so 'previous_response_id' cannot be used.",
@@ -114,7 +114,7 @@ def _citations(text: str, results: list[dict[str, Any]]) -> list[dict[str, Any]]
     return annotations
 
 
-def _upstream_error(reply: httpx.Response) -> APIError:
+def upstream_error(reply: httpx.Response) -> APIError:
     """The inference service's error (unknown model, context too long, busy) as is."""
     try:
         error = reply.json()["error"]
@@ -130,6 +130,126 @@ def _upstream_error(reply: httpx.Response) -> APIError:
         code=error.get("code"),
         headers={"Retry-After": retry} if retry else None,
     )
+
+
+@dataclass
+class Prepared:
+    """A request checked, its file_search done and its prompt built: what is left is the
+    chat completion (whole or streamed) and the Response object around it."""
+
+    body: ResponsesRequest
+    created: int
+    tools: list[FileSearchTool]
+    searching: bool
+    query: str
+    results: list[dict[str, Any]]
+    prompt: list[dict[str, str]]
+    response_id: str = field(default_factory=lambda: new_id("resp_"))
+    search_id: str = field(default_factory=lambda: new_id("fs_"))
+    message_id: str = field(default_factory=lambda: new_id("msg_"))
+
+    def chat_payload(self, *, stream: bool) -> dict[str, Any]:
+        payload: dict[str, Any] = {"model": self.body.model, "messages": self.prompt}
+        payload["stream"] = stream
+        if stream:
+            payload["stream_options"] = {"include_usage": True}
+        if self.body.max_output_tokens is not None:
+            payload["max_tokens"] = self.body.max_output_tokens
+        if self.body.temperature is not None:
+            payload["temperature"] = self.body.temperature
+        if self.body.top_p is not None:
+            payload["top_p"] = self.body.top_p
+        return payload
+
+    def search_item(self, status: str = "completed") -> dict[str, Any]:
+        include = RESULTS_INCLUDE in (self.body.include or []) and status == "completed"
+        return {
+            "id": self.search_id,
+            "type": "file_search_call",
+            "status": status,
+            "queries": [self.query],
+            "results": [
+                {
+                    "file_id": result["file_id"],
+                    "filename": result["filename"],
+                    "score": result["score"],
+                    "attributes": result["attributes"],
+                    "text": result["content"][0]["text"],
+                    "page": result.get("page"),
+                }
+                for result in self.results
+            ]
+            if include
+            else None,
+        }
+
+    def text_part(self, text: str) -> dict[str, Any]:
+        return {
+            "type": "output_text",
+            "text": text,
+            "annotations": _citations(text, self.results),
+            "logprobs": [],
+        }
+
+    def message_item(self, text: str | None, status: str) -> dict[str, Any]:
+        return {
+            "id": self.message_id,
+            "type": "message",
+            "role": "assistant",
+            "status": status,
+            "content": [] if text is None else [self.text_part(text)],
+        }
+
+    def response(
+        self,
+        *,
+        status: str,
+        output: list[dict[str, Any]],
+        model: str | None = None,
+        usage: dict[str, Any] | None = None,
+        error: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """The Response object; `usage` is the chat completion's (prompt/completion tokens)."""
+        done = status in ("completed", "incomplete", "failed")
+        return {
+            "id": self.response_id,
+            "object": "response",
+            "created_at": self.created,
+            "completed_at": int(time.time()) if done else None,
+            "status": status,
+            "incomplete_details": {"reason": "max_output_tokens"}
+            if status == "incomplete"
+            else None,
+            "error": error,
+            "model": model or self.body.model,
+            "instructions": self.body.instructions,
+            "output": output,
+            "parallel_tool_calls": False,
+            "tool_choice": self.body.tool_choice or "auto",
+            "tools": [tool.model_dump(exclude_none=True) for tool in self.tools],
+            "temperature": self.body.temperature,
+            "top_p": self.body.top_p,
+            "max_output_tokens": self.body.max_output_tokens,
+            "metadata": self.body.metadata or {},
+            "store": False,
+            "usage": None
+            if usage is None
+            else {
+                "input_tokens": usage.get("prompt_tokens", 0),
+                "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens": usage.get("completion_tokens", 0),
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": usage.get("total_tokens", 0),
+            },
+        }
+
+    def final(
+        self, text: str, finished: bool, model: str | None, usage: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        status = "completed" if finished else "incomplete"
+        output = [self.search_item()] if self.searching else []
+        output.append(self.message_item(text, status))
+        return self.response(status=status, output=output, model=model, usage=usage or {})
 
 
 class ResponsesService:
@@ -159,28 +279,8 @@ class ResponsesService:
             results.extend(found[:limit])
         return results
 
-    async def _complete(self, body: ResponsesRequest, messages: list[dict[str, str]]) -> dict:
-        payload: dict[str, Any] = {"model": body.model, "messages": messages, "stream": False}
-        if body.max_output_tokens is not None:
-            payload["max_tokens"] = body.max_output_tokens
-        if body.temperature is not None:
-            payload["temperature"] = body.temperature
-        if body.top_p is not None:
-            payload["top_p"] = body.top_p
-        timeout = self.localdocs.settings.responses_timeout_s
-        try:
-            reply = await self.localdocs.http.post(
-                "/v1/chat/completions", json=payload, timeout=timeout
-            )
-        except httpx.TimeoutException as exc:
-            raise APIError(504, "The inference service did not answer in time.") from exc
-        except httpx.HTTPError as exc:
-            raise unavailable("The inference service") from exc
-        if reply.status_code != 200:
-            raise _upstream_error(reply)
-        return reply.json()
-
-    async def create(self, body: ResponsesRequest) -> dict[str, Any]:
+    async def prepare(self, body: ResponsesRequest) -> Prepared:
+        """Everything that may fail as a plain HTTP error, before any answer starts."""
         created = int(time.time())
         _refuse_unsupported(body)
         messages = _messages(body)
@@ -207,78 +307,27 @@ class ResponsesService:
             prompt[last]["content"] = (
                 CONTEXT_INTRO + "\n\n" + "\n\n".join(excerpts) + "\n\n" + prompt[last]["content"]
             )
-
-        completion = await self._complete(body, prompt)
-        choice = completion["choices"][0]
-        text = choice["message"].get("content") or ""
-        finished = choice.get("finish_reason") != "length"
-        usage = completion.get("usage") or {}
-
-        output: list[dict[str, Any]] = []
-        if searching:
-            include = RESULTS_INCLUDE in (body.include or [])
-            output.append(
-                {
-                    "id": new_id("fs_"),
-                    "type": "file_search_call",
-                    "status": "completed",
-                    "queries": [query],
-                    "results": [
-                        {
-                            "file_id": result["file_id"],
-                            "filename": result["filename"],
-                            "score": result["score"],
-                            "attributes": result["attributes"],
-                            "text": result["content"][0]["text"],
-                            "page": result.get("page"),
-                        }
-                        for result in results
-                    ]
-                    if include
-                    else None,
-                }
-            )
-        output.append(
-            {
-                "id": new_id("msg_"),
-                "type": "message",
-                "role": "assistant",
-                "status": "completed" if finished else "incomplete",
-                "content": [
-                    {
-                        "type": "output_text",
-                        "text": text,
-                        "annotations": _citations(text, results),
-                        "logprobs": [],
-                    }
-                ],
-            }
-        )
         logger.info("response with %d file_search results", len(results))
-        return {
-            "id": new_id("resp_"),
-            "object": "response",
-            "created_at": created,
-            "completed_at": int(time.time()),
-            "status": "completed" if finished else "incomplete",
-            "incomplete_details": None if finished else {"reason": "max_output_tokens"},
-            "error": None,
-            "model": completion.get("model") or body.model,
-            "instructions": body.instructions,
-            "output": output,
-            "parallel_tool_calls": False,
-            "tool_choice": body.tool_choice or "auto",
-            "tools": [tool.model_dump(exclude_none=True) for tool in tools],
-            "temperature": body.temperature,
-            "top_p": body.top_p,
-            "max_output_tokens": body.max_output_tokens,
-            "metadata": body.metadata or {},
-            "store": False,
-            "usage": {
-                "input_tokens": usage.get("prompt_tokens", 0),
-                "input_tokens_details": {"cached_tokens": 0},
-                "output_tokens": usage.get("completion_tokens", 0),
-                "output_tokens_details": {"reasoning_tokens": 0},
-                "total_tokens": usage.get("total_tokens", 0),
-            },
-        }
+        return Prepared(body, created, tools, searching, query, results, prompt)
+
+    async def create(self, body: ResponsesRequest) -> dict[str, Any]:
+        prepared = await self.prepare(body)
+        timeout = self.localdocs.settings.responses_timeout_s
+        try:
+            reply = await self.localdocs.http.post(
+                "/v1/chat/completions", json=prepared.chat_payload(stream=False), timeout=timeout
+            )
+        except httpx.TimeoutException as exc:
+            raise APIError(504, "The inference service did not answer in time.") from exc
+        except httpx.HTTPError as exc:
+            raise unavailable("The inference service") from exc
+        if reply.status_code != 200:
+            raise upstream_error(reply)
+        completion = reply.json()
+        choice = completion["choices"][0]
+        return prepared.final(
+            choice["message"].get("content") or "",
+            choice.get("finish_reason") != "length",
+            completion.get("model"),
+            completion.get("usage"),
+        )
