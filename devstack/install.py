@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from devstack import paths
+from devstack.web_bundle import ensure_web_bundle
 
 logger = logging.getLogger("devstack.install")
 
@@ -53,6 +54,30 @@ def ensure_redis() -> None:
         ["apt-get", "install", "-y", "-q", "redis-server"],
         env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
     )
+
+
+def _apt_install(*packages: str) -> None:
+    if os.geteuid() != 0:
+        raise SystemExit(f"{', '.join(packages)} missing: install Debian's packages as root")
+    run(["apt-get", "update", "-q"])
+    run(
+        ["apt-get", "install", "-y", "-q", *packages],
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
+
+
+def ensure_chromium() -> None:
+    """Debian's Chromium: the browser the web page's test drives through Playwright."""
+    if shutil.which("chromium"):
+        return
+    _apt_install("chromium")
+
+
+def ensure_node() -> None:
+    """Node and npm build the web page's bundle (esbuild; no CDN at run time)."""
+    if shutil.which("node") and shutil.which("npm"):
+        return
+    _apt_install("nodejs", "npm")
 
 
 def ensure_weaviate() -> None:
@@ -251,6 +276,9 @@ def main(models_dir: Path | None = None) -> None:
         ("llama-cpp-python wheel", ensure_llama_wheel),
         ("python environment", ensure_venv),
         ("models", lambda: ensure_models(models_dir or paths.default_models_dir())),
+        ("chromium", ensure_chromium),
+        ("node", ensure_node),
+        ("web page bundle", ensure_web_bundle),
     ]
     started = time.monotonic()
     for name, step in steps:

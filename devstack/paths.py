@@ -65,6 +65,16 @@ def venv_python() -> Path:
     return venv_dir() / "bin" / "python"
 
 
+def web_source_dir() -> Path:
+    """The gateway's web page: package.json, package-lock.json, build.mjs, src/."""
+    return REPO_ROOT / "services" / "gateway" / "web"
+
+
+def web_bundle_cache_dir() -> Path:
+    """Built bundles keyed by the hash of their inputs, and npm's download cache."""
+    return cache_dir() / "web"
+
+
 def default_models_dir() -> Path:
     return REPO_ROOT / "models"
 

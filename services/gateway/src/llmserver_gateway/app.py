@@ -23,6 +23,7 @@ from llmserver_gateway.security import APIKeyMiddleware
 from llmserver_gateway.service import GatewayService
 from llmserver_gateway.settings import GatewaySettings
 from llmserver_gateway.upstream_http import UpstreamClient, UpstreamTransport
+from llmserver_gateway.web import install_web
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ def create_app(
     app.add_exception_handler(ClientGone, client_gone)
     app.include_router(router)
     app.include_router(openai_retrieval_router)
+    install_web(app, settings.web_dir)
 
     def openapi() -> dict[str, Any]:
         # Generation routes read their body raw (JSON whatever the Content-Type), so FastAPI

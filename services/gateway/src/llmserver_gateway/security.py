@@ -9,7 +9,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from llmserver_common.errors import APIError, to_error_response
 
 # /health stays open so orchestrators and the test harness can probe readiness without the key.
-_OPEN_PATHS = frozenset({"/health"})
+# The web page and its static files (web.py) hold no data and a browser opening a page sends no
+# key: the page asks for it and sends it with every API call.
+_OPEN_PATHS = frozenset({"/health", "/"})
+_OPEN_PREFIXES = ("/web/",)
 
 
 class APIKeyMiddleware:
@@ -18,7 +21,8 @@ class APIKeyMiddleware:
         self.expected = f"Bearer {api_key}".encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in _OPEN_PATHS:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in _OPEN_PATHS or path.startswith(_OPEN_PREFIXES):
             await self.app(scope, receive, send)
             return
         presented = b""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -60,6 +61,8 @@ class GatewaySettings(BaseSettings):
     # Set where binding 0.0.0.0 is intended and the port is published on loopback only (the
     # container in compose.yaml): the "reachable from other machines" warning becomes info.
     public_bind_acknowledged: bool = False
+    # The web page's built bundle (index.html and web/); unset: the one `make setup` builds.
+    web_dir: Path | None = None
 
     # LocalDocs in chat.
     localdocs_k: int = Field(3, ge=1, le=100)
