@@ -4,7 +4,8 @@ by `make setup`) against the real stack.
 A reply streams in and the stop button ends it; Markdown is rendered and sanitized; a collection
 made from a folder with a PDF reaches ready with a failed file and its reason; a chat with that
 collection picked shows the page-3 reference; reindex and delete work; with an API key set the
-page asks for it and then works. Each view is screenshotted; the paths are logged.
+page asks for it and then works. Each view is screenshotted into build/web-screenshots/
+(git-ignored); the paths are logged.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 INDEXED_S = 300_000  # ms: one PDF through Tika and the embedder on a busy machine
 REPLY_S = 120_000  # ms: the first tokens of a reply, model loading included
 API_KEY = "web-page-" + uuid.uuid4().hex
+SCREENSHOTS = REPO_ROOT / "build" / "web-screenshots"
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +55,14 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("web-screenshots")
+def shots() -> Path:
+    # In the checkout (build/ is git-ignored), not pytest's temporary folders: those are
+    # pruned to the last three runs of anyone's tests, and the screenshots are for people.
+    folder = SCREENSHOTS
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink()
+    return folder
 
 
 @pytest.fixture
@@ -75,7 +83,6 @@ def _screenshot(page: Page, shots: Path, name: str) -> None:
     path = shots / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     logger.warning("screenshot: %s", path)
-    print(f"screenshot: {path}")
 
 
 def _open(page: Page, stack: Stack) -> None:
