@@ -119,6 +119,23 @@ def test_reply_streams_in_and_stop_ends_it(stack: Stack, page: Page, shots: Path
     page.wait_for_timeout(1500)
     assert (answer.text_content() or "") == partial
 
+    # The conversation goes on: a second message (the history holds the stopped reply).
+    page.get_by_test_id("prompt").fill("And then?")
+    page.get_by_test_id("prompt").press("Enter")
+    expect(page.get_by_test_id("message-user")).to_have_count(2)
+    page.wait_for_function(
+        """() => {
+            const answers = document.querySelectorAll('[data-testid="answer"]');
+            return answers.length === 2 && answers[1].textContent.trim().length > 0;
+        }""",
+        timeout=REPLY_S,
+    )
+    if stop.count():
+        stop.click()
+    expect(page.get_by_test_id("send")).to_be_visible()
+    expect(page.locator(".message.assistant .error")).to_have_count(0)
+    assert (answer.first.text_content() or "") == partial
+
 
 def test_markdown_is_rendered_and_sanitized(stack: Stack, page: Page, shots: Path) -> None:
     conversation = {

@@ -20,7 +20,12 @@ function newConversation(model) {
 function loadConversations() {
   try {
     const stored = JSON.parse(localStorage.getItem(STORAGE) || "[]");
-    return Array.isArray(stored) ? stored : [];
+    if (!Array.isArray(stored)) return [];
+    // A reply that was streaming when the page closed is over: it stays as far as it got.
+    return stored.map((c) => ({
+      ...c,
+      messages: c.messages.map((m) => (m.pending ? { ...m, pending: false, finish: "stopped" } : m)),
+    }));
   } catch {
     return [];
   }
@@ -169,7 +174,10 @@ export function ChatView({ active }) {
       const finish = await streamChat(
         {
           model: model || undefined,
-          messages: history.map(({ role, content }) => ({ role, content })),
+          // Replies that were stopped or failed before their first token are left out.
+          messages: history
+            .filter((m) => m.role === "user" || m.content)
+            .map(({ role, content }) => ({ role, content })),
           // Only this conversation's collections; none picked turns retrieval off.
           localdocs: conversation.collections.length
             ? { collections: conversation.collections }
