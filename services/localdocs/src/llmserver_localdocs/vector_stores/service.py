@@ -235,7 +235,14 @@ class VectorStoresService:
         pipe.zadd(STORES_KEY, {store_id: sequence_number()})
         for upload in uploads:
             self._queue_attachment(pipe, store_id, upload, {}, None)
-        await redis_call(pipe.execute())
+        try:
+            await redis_call(pipe.execute())
+        except APIError:
+            # No store without its record: the collection made for it goes again.
+            with contextlib.suppress(APIError):
+                await self.localdocs.delete_collection(store_id)
+            await to_thread.run_sync(shutil.rmtree, folder, True)
+            raise
         logger.info("vector store %s created with %d files", store_id, len(uploads))
         return await self._view(record)
 
@@ -346,8 +353,12 @@ class VectorStoresService:
             self._queue_attachment(pipe, store_id, upload, attributes, batch_id)
         pipe.hset(store_key(store_id), "last_active_at", str(now()))
         await redis_call(pipe.execute())
-        # If the queue is down, the collection says so and the periodic rescan finds the links.
-        await self.localdocs.queue_scan(store_id, {"paths": links})
+        try:
+            await self.localdocs.queue_scan(store_id, {"paths": links})
+        except APIError as exc:
+            # Attached all the same: the collection says the scan could not be queued, and
+            # the next rescan (periodic, or the indexer's at start) finds the links.
+            logger.warning("vector store %s: scan not queued (%s)", store_id, exc.message)
 
     async def attach(
         self, store_id: str, file_id: str, attributes: dict[str, Any] | None
