@@ -222,6 +222,20 @@ def test_search_answers_with_file_page_and_attributes(
     assert 0.0 < top.score <= 1.0
 
 
+def test_a_vector_store_serves_the_chat_localdocs_field_too(
+    client: OpenAI, store: dict[str, Any]
+) -> None:
+    reply = client.chat.completions.create(
+        model=CHAT_MODEL,
+        messages=[{"role": "user", "content": PAGE3_QUERY}],
+        max_tokens=4,
+        extra_body={"localdocs": {"collections": [store["id"]], "k": 2}},
+    )
+    references = reply.choices[0].references  # type: ignore[attr-defined]
+    assert references and references[0]["file"] == "handbook.pdf"
+    assert references[0]["page"] == 3 and references[0]["collection"] == store["id"]
+
+
 def test_search_filters_on_attributes(client: OpenAI, store: dict[str, Any]) -> None:
     query = "copper kettle vinegar"
     notes = _search_files(
