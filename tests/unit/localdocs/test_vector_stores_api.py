@@ -151,3 +151,17 @@ def test_uploads_are_refused_when_not_configured(redis_url: str) -> None:
         )
         assert reply.status_code == 400
         assert reply.json()["error"]["code"] == "uploads_not_configured"
+
+
+def test_an_expired_store_says_so_and_is_not_searched(api: Any) -> None:
+    client, _, raw, _ = api
+    body = {"name": "s", "expires_after": {"anchor": "last_active_at", "days": 1}}
+    store = client.post("/v1/vector_stores", json=body).json()
+    assert store["status"] != "expired"
+    assert store["expires_at"] == store["last_active_at"] + 86_400
+    raw.hset(f"llmserver:openai:vector_store:{store['id']}", "last_active_at", "1000")
+    expired = client.get(f"/v1/vector_stores/{store['id']}").json()
+    assert expired["status"] == "expired" and expired["expires_at"] == 1000 + 86_400
+    refused = client.post(f"/v1/vector_stores/{store['id']}/search", json={"query": "x"})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "vector_store_expired"

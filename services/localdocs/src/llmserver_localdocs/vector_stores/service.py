@@ -89,6 +89,15 @@ def last_error_of(reason: str | None) -> dict[str, str]:
     return {"code": code, "message": message}
 
 
+def _expires_at(record: dict[str, str]) -> int | None:
+    """When a store with `expires_after` expires: that many days after its last activity."""
+    expires_after = json.loads(record.get("expires_after") or "null")
+    if not expires_after:
+        return None
+    last_active = int(record.get("last_active_at") or record["created_at"])
+    return last_active + int(expires_after["days"]) * DAY_S
+
+
 def file_counts(statuses: list[str]) -> dict[str, int]:
     counts = {IN_PROGRESS: 0, COMPLETED: 0, FAILED: 0, CANCELLED: 0}
     for status in statuses:
@@ -181,7 +190,7 @@ class VectorStoresService:
             collection = {"state": docstore.STATE_READY, "unavailable_paths": []}
         expires_after = json.loads(record.get("expires_after") or "null")
         last_active = int(record.get("last_active_at") or record["created_at"])
-        expires_at = last_active + expires_after["days"] * DAY_S if expires_after else None
+        expires_at = _expires_at(record)
         if expires_at is not None and now() >= expires_at:
             status = "expired"
         elif counts[IN_PROGRESS] or collection["state"] == docstore.STATE_INDEXING:
@@ -557,6 +566,13 @@ class VectorStoresService:
         record, raw_attachments = found[0]
         if not record or not record.get("id"):
             raise not_found("vector store", store_id, "vector_store_id")
+        expires_at = _expires_at(record)
+        if expires_at is not None and now() >= expires_at:
+            raise invalid_request(
+                f"The vector store '{store_id}' expired (expires_after); make a new one.",
+                param="vector_store_id",
+                code="vector_store_expired",
+            )
         for outcome in found[1:]:
             if isinstance(outcome, BaseException):
                 raise outcome
