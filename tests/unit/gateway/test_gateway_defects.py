@@ -63,20 +63,33 @@ def test_control_character_in_localdocs_path_is_400(
 ) -> None:
     client = gateway()
     body = b"{}" if method in ("POST", "PUT", "PATCH") else None
-    response = client.request(method, f"/v1/localdocs/collections/a{char}b", content=body)
+    # A path the gateway forwards as it is (no route of its own), and a collection name.
+    response = client.request(method, f"/v1/localdocs/elsewhere/a{char}b", content=body)
     assert_envelope(response, 400)
-    assert not [r for r in upstreams.localdocs.requests if "collections/a" in r[1]]
+    named = client.request(method, f"/v1/localdocs/collections/a{char}b", content=body)
+    # GET and DELETE take a name there: refused for the name; the others for the method.
+    assert_envelope(named, 400 if method in ("GET", "DELETE") else 405)
+    assert not [r for r in upstreams.localdocs.requests if "/a" in r[1]]
 
 
 def test_localdocs_path_is_forwarded_with_its_escapes(
     gateway: Gateway, upstreams: Upstreams
 ) -> None:
     client = gateway()
-    response = client.get("/v1/localdocs/collections/a%3Fb%23c%25d?x=1")
-    assert response.status_code == 404  # the fake knows no such collection
+    # A path without a route of its own at the gateway goes to localdocs as it is.
+    response = client.get("/v1/localdocs/elsewhere/a%3Fb%23c%25d?x=1")
+    assert response.status_code == 404  # the fake knows no such route
     method, path, query, _ = upstreams.localdocs.requests[-1]
     # '?', '#' and '%' in the name stay part of the path; the real query stays the query.
-    assert (method, path, query) == ("GET", "/v1/localdocs/collections/a?b#c%d", "x=1")
+    assert (method, path, query) == ("GET", "/v1/localdocs/elsewhere/a?b#c%d", "x=1")
+
+
+def test_invalid_collection_name_is_400_at_the_gateway(
+    gateway: Gateway, upstreams: Upstreams
+) -> None:
+    error = assert_envelope(gateway().get("/v1/localdocs/collections/a%3Fb%23c%25d"), 400)
+    assert error["param"] == "name"
+    assert not [r for r in upstreams.localdocs.requests if "collections/a" in r[1]]
 
 
 HTTPX_EXCEPTIONS = [

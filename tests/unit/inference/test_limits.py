@@ -8,10 +8,11 @@ import pytest
 from pydantic import ValidationError
 
 from llmserver_common.errors import APIError
-from llmserver_inference.catalog import load_catalog_file
+from llmserver_inference.catalog import ModelEntry, load_catalog_file
 from llmserver_inference.schemas import ChatCompletionRequest, CompletionRequest
-from llmserver_inference.service import check_max_tokens, fit_embedding_input, require_encodable
+from llmserver_inference.service import fit_embedding_input, require_encodable
 from llmserver_inference.settings import InferenceSettings
+from llmserver_inference.token_limits import TokenLimits, max_tokens_for, token_limits
 
 CATALOG = Path(__file__).resolve().parents[3] / "models" / "catalog.yaml"
 
@@ -31,7 +32,12 @@ def test_lone_surrogate_is_400_naming_the_field() -> None:
     assert info.value.type == "invalid_request_error"
 
 
-@pytest.mark.parametrize("value", ["4", 1.5, 2.0, True, 0, -1])
+def test_an_integral_number_is_an_integer_as_json_schema_says() -> None:
+    assert chat(max_tokens=2.0).max_tokens == 2
+    assert type(chat(max_tokens=2.0).max_tokens) is int
+
+
+@pytest.mark.parametrize("value", ["4", 1.5, True, 0, -1])
 def test_max_tokens_must_be_a_positive_integer(value: object) -> None:
     with pytest.raises(ValidationError):
         chat(max_tokens=value)
@@ -40,20 +46,39 @@ def test_max_tokens_must_be_a_positive_integer(value: object) -> None:
 
 
 @pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
-def test_max_tokens_above_context_or_cap_is_400(field: str) -> None:
-    check_max_tokens(chat(**{field: 2048}), context_length=2048, cap=32768)
-    check_max_tokens(chat(), context_length=2048, cap=32768)  # absent: until stop/context
-    for value, context, cap in ((10**30, 2048, 32768), (2049, 2048, 32768), (101, 4096, 100)):
+def test_max_tokens_above_the_ceiling_is_400_naming_it(field: str) -> None:
+    limits = TokenLimits(default=64, ceiling=2048, source="INFERENCE_MAX_TOKENS_CAP")
+    assert max_tokens_for(chat(**{field: 2048}), limits) == 2048
+    assert max_tokens_for(chat(), limits) == 64  # absent: the model's default, not the context
+    for value in (10**30, 2049):
         with pytest.raises(APIError) as info:
-            check_max_tokens(chat(**{field: value}), context_length=context, cap=cap)
+            max_tokens_for(chat(**{field: value}), limits)
         assert info.value.status_code == 400 and info.value.param == field
-        assert str(min(context, cap)) in info.value.message
+        assert info.value.code == "max_tokens_too_large"
+        assert "2048" in info.value.message and "INFERENCE_MAX_TOKENS_CAP" in info.value.message
 
 
-def test_max_tokens_cap_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert InferenceSettings().max_tokens_cap == 32768
+def test_default_and_ceiling_come_from_the_catalog_else_the_settings() -> None:
+    settings = InferenceSettings(default_max_tokens=300, max_tokens_cap=1000)
+    plain = ModelEntry(name="m", filename="m.gguf")
+    assert token_limits(plain, 2048, settings) == TokenLimits(300, 1000, "INFERENCE_MAX_TOKENS_CAP")
+    own = ModelEntry(
+        name="m", filename="m.gguf", defaults={"max_tokens": 50}, max_tokens_ceiling=200
+    )
+    assert token_limits(own, 2048, settings) == TokenLimits(
+        50, 200, "the catalog's max_tokens_ceiling"
+    )
+    # Never above the per-request context; the default never above the ceiling.
+    assert token_limits(plain, 256, settings) == TokenLimits(256, 256, "the model's context length")
+
+
+def test_max_tokens_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert InferenceSettings().max_tokens_cap == 4096
+    assert InferenceSettings().default_max_tokens == 512
     monkeypatch.setenv("INFERENCE_MAX_TOKENS_CAP", "500")
+    monkeypatch.setenv("INFERENCE_DEFAULT_MAX_TOKENS", "20")
     assert InferenceSettings().max_tokens_cap == 500
+    assert InferenceSettings().default_max_tokens == 20
 
 
 def test_embedding_input_truncated_keeping_the_closing_token() -> None:

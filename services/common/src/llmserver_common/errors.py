@@ -7,11 +7,13 @@ stack trace: always `{"error": {"message", "type", "param", "code"}}` with a fit
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
@@ -32,6 +34,19 @@ _TYPE_BY_STATUS = {
     503: "service_unavailable",
     504: "timeout_error",
 }
+
+
+class ErrorDetail(BaseModel):
+    message: str = Field(description="What went wrong, for a person to read.")
+    type: str = Field(description="OpenAI's error type, e.g. invalid_request_error.")
+    param: str | None = Field(description="The request field at fault, if one is.")
+    code: str | None = Field(description="A machine-readable reason, e.g. model_not_found.")
+
+
+class ErrorResponse(BaseModel):
+    """The one error envelope: every error of every service has this body."""
+
+    error: ErrorDetail
 
 
 class APIError(Exception):
@@ -92,17 +107,56 @@ def context_length_exceeded(prompt_tokens: int, context_length: int) -> APIError
     )
 
 
-def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
-    errors = exc.errors()
+def param_path(loc: tuple[int | str, ...], data: Any) -> str | None:
+    """The dotted path of the field at fault ("messages.0.content"), read against the data.
+
+    Pydantic's locations also name union members and tags ("user", "constrained-str"); only the
+    keys and indexes that lead through the request itself are the client's business, plus the
+    last key when it is a missing field.
+    """
+    parts: list[str] = []
+    node = data
+    for index, part in enumerate(loc):
+        if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and part in node:
+            node = node[part]
+        elif not (index == len(loc) - 1 and isinstance(node, dict) and isinstance(part, str)):
+            continue
+        parts.append(str(part))
+    return ".".join(parts) or None
+
+
+def validation_failure(errors: Sequence[Any], data: Any) -> APIError:
+    """The 400 for a request that failed validation, naming the field at fault.
+
+    Of several errors the deepest wins: a union reports one per member, and the member the
+    client meant (a list of strings with an empty one) is the one that got furthest.
+    """
     if not errors:
-        return "Invalid request.", None
-    first = errors[0]
-    loc = [str(part) for part in first.get("loc", ()) if part != "body"]
-    param = ".".join(loc) or None
-    message = first.get("msg", "invalid value")
+        return invalid_request("Invalid request.")
+    found: list[tuple[str | None, Any]] = []
+    for error in errors:
+        loc = tuple(error.get("loc", ()))
+        if loc and loc[0] in ("path", "query", "header", "cookie"):
+            param: str | None = ".".join(str(part) for part in loc[1:]) or None
+        else:
+            param = param_path(loc[1:] if loc[:1] == ("body",) else loc, data)
+        found.append((param, error))
+    param, first = max(found, key=lambda item: len((item[0] or "").split(".")))
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    kind = first.get("type")
+    if kind in ("union_tag_not_found", "union_tag_invalid"):
+        # A discriminated union (a message's role): the fault is in its tag field.
+        tag = str((first.get("ctx") or {}).get("discriminator", "")).strip("'")
+        if tag.isidentifier():
+            param = f"{param}.{tag}" if param else tag
+            kind = "missing" if kind == "union_tag_not_found" else kind
+    if kind == "missing" and param:
+        return invalid_request(f"Missing required parameter: '{param}'.", param)
     if param:
-        return f"Invalid value for '{param}': {message}", param
-    return f"Invalid request: {message}", None
+        return invalid_request(f"Invalid value for '{param}': {message}.", param)
+    return invalid_request(f"Invalid request: {message}.")
 
 
 def to_error_response(exc: Exception) -> JSONResponse:
@@ -111,8 +165,7 @@ def to_error_response(exc: Exception) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
     if isinstance(exc, RequestValidationError):
         # FastAPI answers 422; OpenAI clients expect 400 invalid_request_error.
-        message, param = _validation_message(exc)
-        return JSONResponse(error_body(message, param=param), status_code=400)
+        return to_error_response(validation_failure(exc.errors(), exc.body))
     if isinstance(exc, StarletteHTTPException):
         status = exc.status_code
         if status == 404:

@@ -11,14 +11,17 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 
 from llmserver_common.errors import install_error_handlers
+from llmserver_common.openapi import install_openapi
 from llmserver_gateway.fastpath import GenerationFastPath
+from llmserver_gateway.localdocs_routes import BODY_MODELS as LOCALDOCS_BODY_MODELS
+from llmserver_gateway.localdocs_routes import router as localdocs_router
 from llmserver_gateway.metrics import GatewayMetrics, MetricsMiddleware
 from llmserver_gateway.openai_retrieval_routes import router as openai_retrieval_router
 from llmserver_gateway.replicas import ReplicaPool
-from llmserver_gateway.router import DOCUMENTED_BODIES, ClientGone, router
+from llmserver_gateway.router import BODY_MODELS, ClientGone, router
 from llmserver_gateway.security import APIKeyMiddleware
 from llmserver_gateway.service import GatewayService
 from llmserver_gateway.settings import GatewaySettings
@@ -26,6 +29,25 @@ from llmserver_gateway.upstream_http import UpstreamClient, UpstreamTransport
 from llmserver_gateway.web import install_web
 
 logger = logging.getLogger(__name__)
+
+_INTRO = (
+    "OpenAI's API (chat, completions, embeddings, models) on local models, plus LocalDocs. "
+    "Our extensions to OpenAI's shapes: `localdocs` in a chat request, `references` in its "
+    "choices, `top_k`, `min_p` and `repeat_penalty`, `input_type` for embeddings, and the "
+    "max_tokens default and ceiling of each model in /v1/models."
+)
+
+
+def _bearer_auth(document: dict[str, Any]) -> None:
+    """GATEWAY_API_KEY is set: every route but /health needs `Authorization: Bearer <key>`."""
+    components = document.setdefault("components", {})
+    components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    for path, operations in document.get("paths", {}).items():
+        if path == "/health":
+            continue
+        for operation in operations.values():
+            operation["security"] = [{"bearer": []}]
+
 
 # Many concurrent streams are normal; connections to the replicas are kept alive.
 _MAX_CONNECTIONS = 1000
@@ -83,7 +105,8 @@ def create_app(
             await service.aclose()
             await client.aclose()
 
-    app = FastAPI(
+    # /docs and /redoc from files in the package, not a CDN: the server runs offline.
+    app = FastAPIOffline(
         title="llmserver",
         summary="GPT4All's API server, OpenAI-compatible: chat, completions, embeddings, LocalDocs",
         version="0.1.0",
@@ -102,25 +125,17 @@ def create_app(
 
     app.add_exception_handler(ClientGone, client_gone)
     app.include_router(router)
+    app.include_router(localdocs_router)
     app.include_router(openai_retrieval_router)
     install_web(app, settings.web_dir)
-
-    def openapi() -> dict[str, Any]:
-        # Generation routes read their body raw (JSON whatever the Content-Type), so FastAPI
-        # does not know its schema: add the pydantic models' schemas to /docs ourselves.
-        if app.openapi_schema is None:
-            document = get_openapi(
-                title=app.title, version=app.version, summary=app.summary, routes=app.routes
-            )
-            schemas = document.setdefault("components", {}).setdefault("schemas", {})
-            for model in DOCUMENTED_BODIES:
-                schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-                schemas.update(schema.pop("$defs", {}))
-                schemas[model.__name__] = schema
-            app.openapi_schema = document
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    # The routes read their bodies raw (JSON whatever the Content-Type), so FastAPI does not
+    # know their schemas: the documented models are added to /docs here.
+    install_openapi(
+        app,
+        intro=_INTRO,
+        body_models=[*BODY_MODELS, *LOCALDOCS_BODY_MODELS],
+        amend=_bearer_auth if settings.api_key is not None else None,
+    )
 
     # Added innermost first: the last one added wraps all the others.
     app.add_middleware(

@@ -13,11 +13,18 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from llmserver_common.errors import APIError
+from llmserver_common.openai_api import EVENT_STREAM
+from llmserver_common.openapi import error_responses, json_body
+from llmserver_common.routing import answer_other_methods
+from llmserver_gateway.bodies import check_max_tokens, parse_json_object, read_body, validate
 from llmserver_gateway.relay import StreamRelay
 from llmserver_gateway.replicas import Replica
 from llmserver_gateway.schemas import (
+    ChatCompletion,
     ChatCompletionRequest,
+    Completion,
     CompletionRequest,
+    EmbeddingList,
     EmbeddingRequest,
     HealthResponse,
     ModelEntry,
@@ -28,21 +35,14 @@ from llmserver_gateway.service import (
     GatewayService,
     Retrieval,
     UpstreamErrorAnswer,
-    check_max_tokens,
     inject_context,
     last_user_message,
-    parse_json_object,
-    passed_headers,
-    read_body,
     upstream_error_response,
-    validate,
 )
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter()
-
-_ONLY_POST = "Only POST requests are accepted."
 
 
 class ClientGone(Exception):
@@ -68,7 +68,12 @@ async def _json_body(request: Request, service: GatewayService) -> dict[str, Any
 # -- models ------------------------------------------------------------------------------------
 
 
-@router.get("/v1/models", response_model=ModelList, tags=["models"])
+@router.get(
+    "/v1/models",
+    response_model=ModelList,
+    tags=["models"],
+    responses=error_responses(401, 502, 503, 504),
+)
 async def list_models(service: ServiceDep) -> JSONResponse:
     models = await service.listed_models()
     # A ready response: FastAPI would otherwise validate it again against response_model.
@@ -77,7 +82,12 @@ async def list_models(service: ServiceDep) -> JSONResponse:
     )
 
 
-@router.get("/v1/models/{name:path}", response_model=ModelEntry, tags=["models"])
+@router.get(
+    "/v1/models/{name:path}",
+    response_model=ModelEntry,
+    tags=["models"],
+    responses=error_responses(401, 404, 502, 503, 504),
+)
 async def get_model(name: str, service: ServiceDep) -> JSONResponse:
     entry = await service.find_model(name)
     if entry is None:
@@ -89,23 +99,31 @@ async def get_model(name: str, service: ServiceDep) -> JSONResponse:
 # -- generation --------------------------------------------------------------------------------
 
 
-def _documented_body(model: type[BaseModel]) -> dict[str, Any]:
-    """OpenAPI text for a body the route reads raw (see app.py, which adds the schemas)."""
-    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+# The request models of the routes that read their body raw, for the OpenAPI components (app.py).
+BODY_MODELS: list[type[BaseModel]] = [ChatCompletionRequest, CompletionRequest, EmbeddingRequest]
+
+# Errors of every generation route: bad request, unknown model, body too large, queue full,
+# inference unreadable, down or slow.
+_GENERATION_ERRORS = (400, 401, 404, 413, 429, 502, 503, 504)
 
 
-DOCUMENTED_BODIES: list[type[BaseModel]] = [
-    ChatCompletionRequest,
-    CompletionRequest,
-    EmbeddingRequest,
-]
+def _generation(answer: type[BaseModel], body: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI of a generation route: JSON, or Server-Sent Events with stream: true."""
+    ok = {
+        "model": answer,
+        "description": "The answer; with stream: true an event stream of chunks, then [DONE].",
+        "content": EVENT_STREAM,
+    }
+    return {
+        "responses": {200: ok, **error_responses(*_GENERATION_ERRORS)},
+        "openapi_extra": json_body(body),
+    }
 
 
 @router.post(
     "/v1/chat/completions",
     tags=["generation"],
-    openapi_extra=_documented_body(ChatCompletionRequest),
+    **_generation(ChatCompletion, ChatCompletionRequest),
 )
 async def chat_completions(request: Request, service: ServiceDep) -> Response:
     data = await _json_body(request, service)
@@ -143,9 +161,7 @@ async def chat_completions(request: Request, service: ServiceDep) -> Response:
     return JSONResponse(result, headers=headers)
 
 
-@router.post(
-    "/v1/completions", tags=["generation"], openapi_extra=_documented_body(CompletionRequest)
-)
+@router.post("/v1/completions", tags=["generation"], **_generation(Completion, CompletionRequest))
 async def completions(request: Request, service: ServiceDep) -> Response:
     data = await _json_body(request, service)
     parsed = validate(CompletionRequest, data)
@@ -166,7 +182,10 @@ async def completions(request: Request, service: ServiceDep) -> Response:
 
 
 @router.post(
-    "/v1/embeddings", tags=["embeddings"], openapi_extra=_documented_body(EmbeddingRequest)
+    "/v1/embeddings",
+    tags=["embeddings"],
+    responses={200: {"model": EmbeddingList}, **error_responses(*_GENERATION_ERRORS)},
+    openapi_extra=json_body(EmbeddingRequest),
 )
 async def embeddings(request: Request, service: ServiceDep) -> Response:
     data = await _json_body(request, service)
@@ -180,19 +199,6 @@ async def embeddings(request: Request, service: ServiceDep) -> Response:
     except UpstreamErrorAnswer as answer:
         return answer.response
     return Response(content, media_type="application/json")
-
-
-@router.api_route(
-    "/v1/chat/completions", methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False
-)
-@router.api_route(
-    "/v1/completions", methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False
-)
-@router.api_route(
-    "/v1/embeddings", methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False
-)
-async def only_post() -> None:
-    raise APIError(405, _ONLY_POST, headers={"Allow": "POST"})
 
 
 async def _generate(request: Request, service: GatewayService, path: str, body: bytes) -> bytes:
@@ -272,43 +278,20 @@ def _count_tokens(service: GatewayService, result: Any) -> None:
         service.metrics.count_tokens(str(result.get("model", "")), usage["completion_tokens"])
 
 
-# -- LocalDocs management: forwarded unchanged ---------------------------------------------
-
-
-async def localdocs(path: str, request: Request, service: ServiceDep) -> Response:
-    body = await read_body(request, service.settings.max_body_bytes)
-    upstream = await service.call_localdocs(
-        request.method,
-        f"/v1/localdocs/{path}",
-        body=body,
-        query=request.url.query,
-        # Bodies are JSON whatever the client's Content-Type says (as on the chat routes).
-        content_type="application/json",
-    )
-    headers = passed_headers(upstream)
-    return Response(
-        upstream.content,
-        status_code=upstream.status_code,
-        headers=headers,
-        media_type=upstream.headers.get("content-type", "application/json"),
-    )
-
-
-for _method in ("GET", "POST", "PUT", "DELETE", "PATCH"):
-    # One registration per method: a shared one would give /docs duplicate operation ids.
-    router.add_api_route(
-        "/v1/localdocs/{path:path}",
-        localdocs,
-        methods=[_method],
-        operation_id=f"localdocs_{_method.lower()}",
-        tags=["localdocs"],
-    )
-
-
 # -- operations --------------------------------------------------------------------------------
 
 
-@router.get("/health", response_model=HealthResponse, tags=["operations"])
+@router.get(
+    "/health",
+    response_model=HealthResponse,
+    tags=["operations"],
+    responses={
+        503: {
+            "model": HealthResponse,
+            "description": "No inference replica is serving; the body says which is down.",
+        }
+    },
+)
 async def health(service: ServiceDep) -> JSONResponse:
     settings = service.settings
     localdocs_state = "down"
@@ -355,7 +338,14 @@ async def health(service: ServiceDep) -> JSONResponse:
     tags=["operations"],
     # Prometheus text, not JSON: say so in the OpenAPI document too.
     response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        **error_responses(401),
+    },
 )
 async def metrics(service: ServiceDep) -> Response:
     return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+# Any other method on these paths: 405 with the whole Allow header.
+answer_other_methods(router)

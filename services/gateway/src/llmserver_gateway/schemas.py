@@ -1,87 +1,80 @@
 """Request and response models of the public API.
 
-Requests validate only what the gateway itself needs (model, messages, the types of known fields);
-everything else is passed through to inference, which validates the rest. Unknown fields are
-allowed, never rejected: OpenAI clients send new fields all the time.
+Requests are validated with the OpenAI models inference validates with too (openai_api), plus
+our extensions (`localdocs` in, `references` out). Unknown fields are ignored, never rejected:
+OpenAI clients send new fields all the time.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field
+
+from llmserver_common import openai_api
+from llmserver_common.localdocs_api import Reference
+from llmserver_common.openai_api import (
+    Completion,
+    CompletionRequest,
+    EmbeddingList,
+    EmbeddingRequest,
+    integer,
+)
+
+__all__ = [
+    "ChatCompletion",
+    "ChatCompletionRequest",
+    "Completion",
+    "CompletionRequest",
+    "EmbeddingList",
+    "EmbeddingRequest",
+    "HealthResponse",
+    "LocalDocsOptions",
+    "ModelEntry",
+    "ModelList",
+    "Reference",
+    "UpstreamHealth",
+]
 
 
 class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-class ChatMessage(_Open):
-    role: str = Field(min_length=1)
-    # A string, or OpenAI's list of content parts; null is allowed for assistant tool calls.
-    content: str | list[dict[str, Any]] | None = None
-
-
 class LocalDocsOptions(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    """Extension: which LocalDocs collections a chat request retrieves from."""
 
-    collections: list[str] | None = None
-    k: StrictInt | None = Field(default=None, ge=1, le=100)
+    model_config = ConfigDict(extra="ignore", strict=True)
 
-
-class StreamOptions(_Open):
-    include_usage: StrictBool | None = None
-
-
-class _SamplingFields(_Open):
-    model: str | None = None
-    stream: StrictBool = False
-    stream_options: StreamOptions | None = None
-    max_tokens: StrictInt | None = Field(default=None, ge=1)
-    max_completion_tokens: StrictInt | None = Field(default=None, ge=1)
-    temperature: float | None = Field(default=None, ge=0, le=2, strict=True)
-    top_p: float | None = Field(default=None, ge=0, le=1, strict=True)
-    top_k: StrictInt | None = Field(default=None, ge=0)
-    min_p: float | None = Field(default=None, ge=0, le=1, strict=True)
-    n: StrictInt | None = Field(default=None, ge=1, le=128)
-    stop: str | list[str] | None = None
-    seed: StrictInt | None = None
-    presence_penalty: float | None = Field(default=None, ge=-2, le=2, strict=True)
-    frequency_penalty: float | None = Field(default=None, ge=-2, le=2, strict=True)
-    repeat_penalty: float | None = Field(default=None, strict=True)
-    user: str | None = None
+    collections: list[str] | None = Field(
+        default=None, description="Absent or null: the server-wide active collections."
+    )
+    k: integer(ge=1, le=50) | None = Field(default=None, description="Snippets to retrieve.")
 
 
-class ChatCompletionRequest(_SamplingFields):
-    messages: list[ChatMessage] = Field(min_length=1)
-    response_format: dict[str, Any] | None = None
+class ChatCompletionRequest(openai_api.ChatCompletionRequest):
     # Absent (or true): the server-wide active collections; false: off; an object: these.
-    localdocs: LocalDocsOptions | StrictBool | None = None
+    localdocs: LocalDocsOptions | bool | None = Field(
+        default=None,
+        description="Extension: LocalDocs retrieval for this request. Absent, null or true: "
+        "the server-wide active collections (GET /v1/localdocs/active); false: none; an object: "
+        "these collections. The snippets found are put into the last user message and "
+        "returned in choices[i].references.",
+    )
 
 
-class CompletionRequest(_SamplingFields):
-    prompt: str | list[str] | list[int] | list[list[int]]
-    echo: StrictBool | None = None
+_REFERENCES = Field(
+    default=None,
+    description="Extension: the LocalDocs snippets put into the prompt; null when none.",
+)
 
 
-class EmbeddingRequest(_Open):
-    input: str | list[str] | list[int] | list[list[int]]
-    model: str | None = None
-    input_type: str | None = None
+class ChatChoice(openai_api.ChatChoice):
+    references: list[Reference] | None = _REFERENCES
 
 
-class Reference(_Open):
-    """A LocalDocs snippet as returned in choices[i].references (GPT4All's fields and ours)."""
-
-    text: str
-    author: str | None = None
-    date: str | None = None
-    page: int | None = None
-    title: str | None = None
-    file: str | None = None
-    path: str | None = None
-    collection: str | None = None
-    score: float | None = None
+class ChatCompletion(openai_api.ChatCompletion):
+    choices: list[ChatChoice]  # type: ignore[assignment]
 
 
 class ModelPermission(BaseModel):
@@ -107,6 +100,13 @@ class ModelEntry(_Open):
     created: int = 0
     owned_by: str = "humanity"
     kind: str = "chat"
+    context_length: int | None = None
+    default_max_tokens: int | None = Field(
+        default=None, description="Chat models: max_tokens when a request gives none."
+    )
+    max_tokens_ceiling: int | None = Field(
+        default=None, description="Chat models: the most max_tokens a request may ask for."
+    )
     root: str | None = None
     parent: str | None = None
     permissions: list[ModelPermission] = Field(default_factory=lambda: [ModelPermission()])

@@ -17,9 +17,8 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-from fastapi import Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from llmserver_common.errors import APIError, invalid_request, model_not_found
 from llmserver_gateway.metrics import GatewayMetrics
@@ -37,78 +36,8 @@ PASSED_HEADERS = ("retry-after", "location", "allow")
 # Characters a forwarded path may keep unescaped; anything else is percent-encoded again.
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
-
-# ---------------------------------------------------------------------------------------------
-# Request bodies
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refused with 413 past `limit` bytes (checked while reading, not after)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _too_large(limit: int) -> APIError:
-    return APIError(413, f"The request body is larger than the limit of {limit} bytes.")
-
-
-def parse_json_object(body: bytes) -> dict[str, Any]:
-    """JSON whatever the Content-Type says: GPT4All's own curl example sends it form-encoded."""
-    if not body.strip():
-        raise invalid_request("The request body is empty; a JSON object is required.")
-    try:
-        data = json.loads(body)
-    except RecursionError:
-        # `[[[...]]]` nested past the interpreter's recursion limit.
-        raise invalid_request("error parsing request JSON: nested too deeply") from None
-    except ValueError as exc:
-        # JSONDecodeError, UnicodeDecodeError, and an integer past Python's digit limit.
-        if isinstance(exc, json.JSONDecodeError):
-            detail = exc.msg
-        elif isinstance(exc, UnicodeDecodeError):
-            detail = "not UTF-8"
-        else:
-            detail = "a number is too long"
-        raise invalid_request(f"error parsing request JSON: {detail}") from None
-    if not isinstance(data, dict):
-        raise invalid_request("The request body must be a JSON object.")
-    return data
-
-
 # `localdocs` absent or true: the server-wide active collections, the default number of snippets.
 _SERVER_WIDE = LocalDocsOptions()
-
-_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "none"})
-
-
-def validate(model: type[ModelT], data: dict[str, Any]) -> ModelT:
-    """Validate with pydantic; a failure is a 400 naming the field (never FastAPI's 422)."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False)[0]
-        # Union members show up in the location as type names ("LocalDocsOptions", "str"):
-        # the client only needs the path of field names and list indexes.
-        parts = [
-            str(part)
-            for part in first["loc"]
-            if isinstance(part, int)
-            or (part.isidentifier() and part.islower() and part not in _TYPE_TAGS)
-        ]
-        param = ".".join(parts) or None
-        message = first["msg"]
-        if first["type"] == "missing" and param:
-            raise invalid_request(f"Missing required parameter: '{param}'.", param) from None
-        raise invalid_request(f"Invalid value for '{param}': {message}.", param) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,18 +62,6 @@ def upstream_error_response(upstream: httpx.Response, body: bytes, service: str)
 
 def passed_headers(upstream: httpx.Response) -> dict[str, str]:
     return {k: upstream.headers[k] for k in PASSED_HEADERS if k in upstream.headers}
-
-
-def check_max_tokens(data: dict[str, Any], cap: int) -> None:
-    """A 400 for max_tokens / max_completion_tokens above the cap (types are checked already)."""
-    for name in ("max_tokens", "max_completion_tokens"):
-        value = data.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value > cap:
-            raise invalid_request(
-                f"Invalid value for '{name}': at most {cap} tokens may be requested.",
-                name,
-                code="max_tokens_too_large",
-            )
 
 
 class UpstreamErrorAnswer(Exception):

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from llmserver_common.errors import install_error_handlers
+from llmserver_common.openapi import install_openapi
 from llmserver_inference.catalog import ModelCatalog
 from llmserver_inference.models import ModelManager
 from llmserver_inference.router import router
@@ -52,10 +53,16 @@ def create_app(settings: InferenceSettings) -> FastAPI:
             task.cancel()
             await models.close()
 
-    app = FastAPI(title="llmserver inference", lifespan=lifespan)
+    app = FastAPI(
+        title="llmserver inference",
+        summary="llama.cpp behind the OpenAI API; called by the gateway and localdocs",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
     app.state.settings = settings
     app.state.models = models
     app.state.service = service
     install_error_handlers(app)
     app.include_router(router)
+    install_openapi(app)
     return app

@@ -56,6 +56,9 @@ class ModelEntry:
     # Embedding models: inputs are cut to this many tokens (sentence-transformers'
     # max_seq_length) instead of being rejected.
     max_input_tokens: int | None = None
+    # Chat models: the most max_tokens a request may ask for (INFERENCE_MAX_TOKENS_CAP if unset);
+    # the default when a request gives none is `defaults.max_tokens`.
+    max_tokens_ceiling: int | None = None
     # Chat models: special tokens that end a reply as end-of-generation does (turn markers),
     # added to those read from the chat format / template.
     stop_tokens: tuple[str, ...] = ()
@@ -146,6 +149,7 @@ def _parse_entry(raw: Any, index: int) -> ModelEntry:
         threads=optional_int("threads"),
         batch_size=optional_int("batch_size"),
         max_input_tokens=optional_int("max_input_tokens"),
+        max_tokens_ceiling=optional_int("max_tokens_ceiling"),
         stop_tokens=tuple(str(t) for t in stop_tokens),
     )
 

@@ -102,10 +102,12 @@ class ModelManager:
         if entry is None:
             raise model_not_found(wanted, self.catalog.installed_names())
         if entry.kind != kind:
+            # 404 as OpenAI answers it ("This is not a chat model ..."): the name is valid, this
+            # endpoint has no such model.
             raise APIError(
-                400,
-                f"The model '{entry.name}' is a {entry.kind} model; this endpoint needs a "
-                f"{kind} model.",
+                404,
+                f"The model '{entry.name}' is not a {kind} model (its kind: {entry.kind}); "
+                f"this endpoint needs a {kind} model.",
                 param="model",
                 code="model_not_supported",
             )

@@ -45,10 +45,11 @@ from llmserver_inference.schemas import (
     EmbeddingRequest,
     ModelCard,
     ModelList,
+    SamplingRequest,
     TokenizeRequest,
-    _SamplingRequest,
 )
 from llmserver_inference.settings import InferenceSettings
+from llmserver_inference.token_limits import TokenLimits, max_tokens_for, token_limits
 
 logger = logging.getLogger(__name__)
 
@@ -82,14 +83,20 @@ class InferenceService:
     # -- models -----------------------------------------------------------------------------
 
     def _card(self, entry: ModelEntry) -> ModelCard:
+        context_length = self.models.context_length_of(entry)
+        limits = None
+        if entry.kind == "chat":
+            limits = token_limits(entry, context_length, self.settings)
         return ModelCard(
             id=entry.name,
             created=_CREATED,
             kind=entry.kind,
             filename=entry.filename,
             aliases=list(entry.aliases),
-            context_length=self.models.context_length_of(entry),
+            context_length=context_length,
             loaded=self.models.is_loaded(entry),
+            default_max_tokens=limits.default if limits else None,
+            max_tokens_ceiling=limits.ceiling if limits else None,
         )
 
     def list_models(self) -> ModelList:
@@ -135,17 +142,9 @@ class InferenceService:
     # -- embeddings -------------------------------------------------------------------------
 
     async def embeddings(self, body: EmbeddingRequest) -> dict[str, Any]:
-        if body.dimensions is not None:
-            raise invalid_request("'dimensions' is not supported.", param="dimensions")
+        # The schema refuses empty input, empty strings, token ids and `dimensions`.
         inputs = body.input
-        if isinstance(inputs, str):
-            texts = [inputs]
-        elif all(isinstance(x, str) for x in inputs):
-            texts = list(inputs)  # type: ignore[arg-type]
-        else:
-            raise invalid_request("Token-id arrays are not supported; send strings.", param="input")
-        if not texts:
-            raise invalid_request("'input' must not be empty.", param="input")
+        texts = [inputs] if isinstance(inputs, str) else list(inputs)
         for text in texts:
             require_encodable(text, "input")
         entry = self.models.resolve(body.model, self.settings.default_embedding_model, "embedding")
@@ -192,24 +191,26 @@ class InferenceService:
     # -- generation -------------------------------------------------------------------------
 
     async def chat_completion(self, body: ChatCompletionRequest, http: Request) -> Any:
-        _reject_unsupported(body)
         entry = self.models.resolve(body.model, self.settings.default_chat_model, "chat")
         loaded = await self.models.get(entry)
         assert isinstance(loaded, LoadedChatModel)
-        check_max_tokens(body, loaded.engine.n_ctx_seq, self.settings.max_tokens_cap)
+        limits = token_limits(entry, loaded.engine.n_ctx_seq, self.settings)
+        max_tokens_for(body, limits)
         messages = _messages_for_template(body, entry)
         prompt = loaded.templater.render(messages)
         tokens = tokenize(
             loaded.engine.vocab, prompt.text, add_special=not prompt.has_bos, parse_special=True
         )
-        top = None
-        if body.logprobs:
-            top = body.top_logprobs or 0
-        elif body.top_logprobs:
-            raise invalid_request("'top_logprobs' requires 'logprobs': true.", param="top_logprobs")
-        params = _sampling_params(body, entry, logprobs=top)
+        # (top_logprobs without logprobs: true is refused by the schema)
+        top = (body.top_logprobs or 0) if body.logprobs else None
+        params = _sampling_params(body, entry, limits, logprobs=top)
         run = self._start(
-            loaded, [_Prompt(tokens, prompt.text)], body.n, params, "messages", bool(body.stream)
+            loaded,
+            [_Prompt(tokens, prompt.text)],
+            body.n or 1,
+            params,
+            "messages",
+            bool(body.stream),
         )
         meta = _ResponseMeta(
             id=f"chatcmpl-{uuid.uuid4().hex}",
@@ -223,41 +224,27 @@ class InferenceService:
         return await self._collect(run, meta, http)
 
     async def completion(self, body: CompletionRequest, http: Request) -> Any:
-        _reject_unsupported(body)
-        if body.suffix:
-            raise invalid_request("'suffix' is not supported.", param="suffix")
-        if body.best_of is not None and body.best_of != body.n:
-            raise invalid_request("'best_of' is not supported.", param="best_of")
-        if body.echo and body.logprobs is not None:
-            raise invalid_request(
-                "'logprobs' together with 'echo' (prompt logprobs) is not supported.",
-                param="logprobs",
-            )
+        # The schema refuses suffix, best_of above 1, echo with logprobs and token-id prompts.
         raw = body.prompt
-        if isinstance(raw, str):
-            prompts = [raw]
-        elif raw and all(isinstance(p, str) for p in raw):
-            prompts = list(raw)  # type: ignore[arg-type]
-        else:
-            raise invalid_request(
-                "'prompt' must be a string or a non-empty list of strings.", param="prompt"
-            )
+        prompts = [raw] if isinstance(raw, str) else list(raw)
         for text in prompts:
             require_encodable(text, "prompt")
         entry = self.models.resolve(body.model, self.settings.default_chat_model, "chat")
         loaded = await self.models.get(entry)
         assert isinstance(loaded, LoadedChatModel)
-        check_max_tokens(body, loaded.engine.n_ctx_seq, self.settings.max_tokens_cap)
+        limits = token_limits(entry, loaded.engine.n_ctx_seq, self.settings)
+        max_tokens_for(body, limits)
         vocab = loaded.engine.vocab
         tokenized = [_Prompt(tokenize(vocab, p, True, True), p) for p in prompts]
-        params = _sampling_params(body, entry, logprobs=body.logprobs)
-        run = self._start(loaded, tokenized, body.n, params, "prompt", bool(body.stream))
+        params = _sampling_params(body, entry, limits, logprobs=body.logprobs)
+        n = body.n or 1
+        run = self._start(loaded, tokenized, n, params, "prompt", bool(body.stream))
         meta = _ResponseMeta(
             id=f"cmpl-{uuid.uuid4().hex}",
             model=entry.name,
             chat=False,
             include_usage=bool(body.stream_options and body.stream_options.include_usage),
-            echo=[p.text for p in tokenized for _ in range(body.n)] if body.echo else [],
+            echo=[p.text for p in tokenized for _ in range(n)] if body.echo else [],
         )
         if body.stream:
             return _sse(self._stream(run, meta, http))
@@ -481,16 +468,8 @@ def _free_samplers(requests: list[GenerationRequest]) -> None:
     requests.clear()
 
 
-def _reject_unsupported(body: _SamplingRequest) -> None:
-    for name in ("tools", "functions"):
-        if getattr(body, name):
-            raise invalid_request(f"'{name}' is not supported.", param=name)
-    if body.logit_bias:
-        raise invalid_request("'logit_bias' is not supported.", param="logit_bias")
-
-
 def _sampling_params(
-    body: _SamplingRequest, entry: ModelEntry, logprobs: int | None
+    body: SamplingRequest, entry: ModelEntry, limits: TokenLimits, logprobs: int | None
 ) -> SamplingParams:
     defaults = {k: v for k, v in entry.defaults.items() if k in _SAMPLING_DEFAULT_KEYS}
 
@@ -505,18 +484,14 @@ def _sampling_params(
     stops = [s for s in stops if s]
     if len(stops) > 16:
         raise invalid_request("At most 16 stop strings are supported.", param="stop")
-    max_tokens = body.max_completion_tokens or body.max_tokens or defaults.get("max_tokens")
+    max_tokens = max_tokens_for(body, limits)
     grammar = None
     fmt = body.response_format
     if fmt is not None and fmt.type == "json_object":
         grammar = json_grammar(None)
     elif fmt is not None and fmt.type == "json_schema":
-        schema = fmt.json_schema.json_schema if fmt.json_schema else None
-        if not schema:
-            raise invalid_request(
-                "response_format json_schema needs json_schema.schema.",
-                param="response_format",
-            )
+        # Without a schema (OpenAI allows that) any JSON value will do, as with json_object.
+        schema = fmt.json_schema.json_schema or None
         try:
             grammar = json_grammar(schema)
         except GrammarError as exc:
@@ -548,19 +523,6 @@ def require_encodable(text: str, param: str) -> None:
         ) from None
 
 
-def check_max_tokens(body: _SamplingRequest, context_length: int, cap: int) -> None:
-    """max_tokens above what the model could ever generate is a mistake, not "unbounded"."""
-    limit = min(context_length, cap)
-    for name in ("max_completion_tokens", "max_tokens"):
-        value = getattr(body, name)
-        if value is not None and value > limit:
-            raise invalid_request(
-                f"'{name}' is {value}, above the most this model can generate in one request "
-                f"({limit} tokens).",
-                param=name,
-            )
-
-
 def fit_embedding_input(
     tokens: list[int], limit: int, *, truncate: bool, end_token: int | None
 ) -> list[int]:
@@ -586,14 +548,8 @@ def _content_text(content: Any) -> str:
         return ""
     if isinstance(content, str):
         return content
-    parts = []
-    for part in content:
-        if part.type != "text":
-            raise invalid_request(
-                f"Message content of type '{part.type}' is not supported.", param="messages"
-            )
-        parts.append(part.text or "")
-    return "".join(parts)
+    # Text parts only: the schema refuses the others (images, audio, files).
+    return "".join(part.text for part in content)
 
 
 def _messages_for_template(body: ChatCompletionRequest, entry: ModelEntry) -> list[dict[str, str]]:

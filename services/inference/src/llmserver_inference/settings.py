@@ -35,10 +35,13 @@ class InferenceSettings(BaseSettings):
     context_length: int = Field(2048, ge=64)  # per request (per slot)
     batch_size: int = Field(512, ge=8)
 
-    # Largest max_tokens / max_completion_tokens accepted (also never above the model's
-    # per-request context); larger values get a 400 naming the field. 32768 is more than any
-    # default context here, so it only matters for models configured with a bigger context.
-    max_tokens_cap: int = Field(32768, ge=1)
+    # max_tokens when a request gives none, and the largest max_tokens / max_completion_tokens
+    # accepted (larger: a 400 naming this ceiling). A model's catalog entry may set its own
+    # (`defaults.max_tokens`, `max_tokens_ceiling`); neither is ever above the model's
+    # per-request context. A request without max_tokens so never holds a slot for the whole
+    # context by accident.
+    default_max_tokens: int = Field(512, ge=1)
+    max_tokens_cap: int = Field(4096, ge=1)
 
     # Continuous batching: sequences decoded together per chat model.
     slots: int = Field(8, ge=1, le=64)

@@ -1,0 +1,92 @@
+"""schemathesis hooks for test_openapi_contract.py (loaded through SCHEMATHESIS_HOOKS).
+
+They keep fuzzing cheap and inside what a schema cannot say, without making a request valid
+that was generated invalid (a negative case keeps its invalid part):
+- generation asks for at most SMALL_MAX_TOKENS tokens, SMALL_N choices and prompts, and
+  embeddings for SMALL_BATCH inputs, so an accepted request costs a few tokens, not the model's
+  default or a 2048-input batch;
+- LocalDocs paths name the two small fuzz folders the test made under the allowed root (the
+  schema cannot know which folders exist there); a positive new collection gets both, so taking
+  one out is valid too;
+- detokenize asks for token ids every vocabulary has.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import schemathesis
+
+SMALL_MAX_TOKENS = 4
+# n up to 16 is valid; 2 choices exercise the same paths at an eighth of the cost.
+SMALL_N = 2
+# Up to 2048 embedding inputs are valid; a few exercise the same paths.
+SMALL_BATCH = 4
+GENERATION_PATHS = {"/v1/chat/completions", "/v1/completions"}
+PATH_BODIES = {"/v1/localdocs/collections", "/v1/localdocs/collections/{name}/paths"}
+SMALL_VOCABULARY = 200
+
+
+def _positive(case: Any) -> bool:
+    meta = case.meta
+    return meta is None or meta.generation.mode.is_positive
+
+
+def _fuzz_folders() -> list[str]:
+    return [os.environ["FUZZ_FOLDER_A"], os.environ["FUZZ_FOLDER_B"]]
+
+
+@schemathesis.hook
+def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
+    body = case.body
+    template = case.operation.path
+    if template in GENERATION_PATHS and isinstance(body, dict):
+        for name in ("max_tokens", "max_completion_tokens"):
+            value = body.get(name)
+            if _integral(value) and value > SMALL_MAX_TOKENS:
+                body[name] = SMALL_MAX_TOKENS
+        if body.get("max_tokens") is None and body.get("max_completion_tokens") is None:
+            body["max_tokens"] = SMALL_MAX_TOKENS
+        if _integral(body.get("n")) and body["n"] > SMALL_N:
+            body["n"] = SMALL_N
+        if isinstance(body.get("prompt"), list) and _positive(case):
+            body["prompt"] = body["prompt"][:SMALL_N]
+    elif template == "/v1/embeddings" and isinstance(body, dict):
+        if isinstance(body.get("input"), list) and _positive(case):
+            body["input"] = body["input"][:SMALL_BATCH]
+    elif template in PATH_BODIES and isinstance(body, dict) and isinstance(body.get("paths"), list):
+        folders = _fuzz_folders()
+        if _positive(case):
+            body["paths"] = (
+                folders
+                if case.method.upper() == "POST" and "{name}" not in template
+                else folders[:1]
+            )
+        else:
+            body["paths"] = [
+                folders[i % 2] if isinstance(p, str) and p else p
+                for i, p in enumerate(body["paths"])
+            ]
+    elif template == "/v1/localdocs/collections/{name}/paths" and case.method.upper() == "DELETE":
+        query = case.query or {}
+        if _positive(case) and "path" in query:
+            query["path"] = _fuzz_folders()[:1]
+    elif (
+        template == "/detokenize"
+        and isinstance(body, dict)
+        and isinstance(body.get("tokens"), list)
+    ):
+        body["tokens"] = [_small_token(t) for t in body["tokens"]]
+
+
+def _integral(value: Any) -> bool:
+    """An integer as JSON Schema has it (4 and 4.0; not true)."""
+    return type(value) in (int, float) and float(value).is_integer()
+
+
+def _small_token(value: Any) -> Any:
+    """A token id any vocabulary has, for a valid one (integral numbers included)."""
+    if _integral(value) and value >= 0:
+        return int(value) % SMALL_VOCABULARY
+    return value
