@@ -222,3 +222,26 @@ def test_a_file_changed_while_indexed_is_queued_again(
     monkeypatch.setattr(service_module, "extract", extract)
     run_queue(world)
     assert file_records(world)["draft.txt"].size == len("second draft, longer " * 9)
+
+
+def test_a_file_removed_while_indexed_leaves_no_chunks(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder: Path = world["root"] / "gone"
+    _indexed_folder(world, folder, count=1)
+    indexer: Indexer = world["indexer"]
+    target = folder / "brief.txt"
+    target.write_text("a short-lived note " * 5)
+    indexer.scan_collection("c", "u1", paths=[str(target)])
+    name, args = world["sent"].pop(0)
+    extract = service_module.extract
+
+    def deleted_meanwhile(data: bytes, *rest: Any, **kw: Any) -> Any:
+        target.unlink()  # ...and the watcher's scan of the deletion removes its record
+        assert indexer.scan_collection("c", "u1", paths=[str(target)]).removed == 1
+        return extract(data, *rest, **kw)
+
+    monkeypatch.setattr(service_module, "extract", deleted_meanwhile)
+    assert indexer.index_file(*args) == "stale: removed while indexing"
+    assert world["store"].count("c", str(target.resolve())) == 0
+    assert "brief.txt" not in file_records(world)

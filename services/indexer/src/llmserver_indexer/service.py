@@ -473,6 +473,11 @@ class Indexer:
             },
         )
         if not written:
+            if self._file_record(name, path) is None:
+                # Removed from the collection while we worked (deleted, or its path taken out):
+                # take back what we wrote, as for a deleted collection.
+                docstore.delete_file_chunks(chunks_collection, name, path)
+                return "stale: removed while indexing"
             return "stale: superseded while indexing"
         self._requeue_if_changed(name, uid, path, stat)
         return f"indexed {len(chunks)} chunks"
