@@ -22,12 +22,10 @@ Prints a table and writes bench/results/openai_retrieval.json.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import random
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -35,9 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from bench_results import save_results
+from bench_stack import devstack
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-RESULTS = REPO_ROOT / "bench" / "results" / "openai_retrieval.json"
 WORDS = (
     "orchard lantern harbour granite meadow copper violin quartz river saddle thistle "
     "compass ember willow falcon marble tundra velvet cobalt juniper basalt parsley "
@@ -198,22 +196,10 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
-    sys.path.insert(0, str(REPO_ROOT))  # devstack is a folder of the repository
-    from devstack.stack import Ports, Stack, StackConfig
-
-    data_dir = Path(tempfile.mkdtemp(prefix="bench-openai-"))
-    stack = Stack(
-        StackConfig(data_dir=data_dir, models_dir=REPO_ROOT / "models", ports=Ports.free())
-    )
-    stack.start()
-    try:
+    with devstack() as stack:
         result = run(stack.url("gateway"), stack.docs_root, args)
-    finally:
-        stack.stop()
     print_table(result)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(REPO_ROOT)}")
+    save_results(result, "openai_retrieval")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The services a LocalDocs benchmark talks to: a devstack of its own on free ports, or, when
+"""The stacks the benchmarks start: `devstack()`, every service (or some) on free ports; and
+`localdocs_services()`, what a LocalDocs benchmark talks to: such a devstack, or, when
 LOCALDOCS_BENCH_URL is set, running services named by LOCALDOCS_BENCH_* variables:
 LOCALDOCS_BENCH_URL, LOCALDOCS_BENCH_INFERENCE_URL, LOCALDOCS_BENCH_WEAVIATE_URL,
 LOCALDOCS_BENCH_WEAVIATE_GRPC_PORT, LOCALDOCS_BENCH_WEAVIATE_API_KEY, LOCALDOCS_BENCH_DOCS_ROOT.
@@ -32,15 +33,7 @@ def localdocs_services() -> Iterator[dict[str, Any]]:
             "docs_root": env["LOCALDOCS_BENCH_DOCS_ROOT"],
         }
         return
-    sys.path.insert(0, str(REPO_ROOT))  # devstack is a folder of the repository
-    from devstack.stack import Ports, Stack, StackConfig
-
-    data_dir = Path(tempfile.mkdtemp(prefix="bench-localdocs-"))
-    stack = Stack(
-        StackConfig(data_dir=data_dir, models_dir=REPO_ROOT / "models", ports=Ports.free())
-    )
-    stack.start(SERVICES)
-    try:
+    with devstack(SERVICES) as stack:
         yield {
             "localdocs": stack.url("localdocs"),
             "inference": stack.url("inference"),
@@ -49,5 +42,20 @@ def localdocs_services() -> Iterator[dict[str, Any]]:
             "weaviate_api_key": stack.weaviate_api_key,
             "docs_root": str(stack.docs_root),
         }
+
+
+@contextlib.contextmanager
+def devstack(services: list[str] | None = None) -> Iterator[Any]:
+    """A devstack of its own on free ports (every service when `services` is None)."""
+    sys.path.insert(0, str(REPO_ROOT))  # devstack is a folder of the repository
+    from devstack.stack import Ports, Stack, StackConfig
+
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-"))
+    stack = Stack(
+        StackConfig(data_dir=data_dir, models_dir=REPO_ROOT / "models", ports=Ports.free())
+    )
+    stack.start(services)
+    try:
+        yield stack
     finally:
         stack.stop()

@@ -19,6 +19,7 @@ ORDER = [
     "bench_gateway.py",
     "bench_localdocs.py",
     "bench_retrieval.py",
+    "bench_openai_retrieval.py",
 ]
 
 

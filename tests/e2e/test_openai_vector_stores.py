@@ -7,9 +7,8 @@ come in OpenAI's envelope with its status codes.
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import pytest
 import redis
 from openai import OpenAI
 
+from tests.e2e.polling import poll_until
 from tests.e2e.test_localdocs import PAGE3_QUERY, make_pdf
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -33,17 +33,6 @@ HERON = "Garden notes: the blue heron visits the pond when the frogs sing at dus
 
 def _word() -> str:
     return "zq" + uuid.uuid4().hex[:10]
-
-
-def _poll(predicate: Callable[[], Any], what: str, timeout_s: float = READY_TIMEOUT_S) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(0.25)
 
 
 @pytest.fixture(scope="module")
@@ -186,8 +175,9 @@ def store(client: OpenAI, handbook: Path) -> Iterator[dict[str, Any]]:
 def test_vector_store_indexes_through_localdocs(
     client: OpenAI, stack: Any, store: dict[str, Any]
 ) -> None:
-    ready = _poll(
+    ready = poll_until(
         lambda: (vs := client.vector_stores.retrieve(store["id"])).status == "completed" and vs,
+        READY_TIMEOUT_S,
         "the vector store to complete",
     )
     assert ready.name == "manuals"
@@ -485,7 +475,11 @@ def test_searchable_while_another_file_indexes_and_removals_leave_search(
         client.vector_stores.files.create(file_id=second.id, vector_store_id=vs.id)
         hits = _search_files(client, vs.id, first_word)
         assert hits and hits[0].file_id == first.id
-        _poll(lambda: _search_files(client, vs.id, second_word), "the second file in search")
+        poll_until(
+            lambda: _search_files(client, vs.id, second_word),
+            READY_TIMEOUT_S,
+            "the second file in search",
+        )
 
         # Detached from the store: out of search at once; the file itself stays.
         deleted = client.vector_stores.files.delete(file_id=first.id, vector_store_id=vs.id)
@@ -557,21 +551,24 @@ def test_unavailable_folder_shows_on_the_vector_store(client: OpenAI, stack: Any
     folder = Path(stack.data_dir) / "openai" / "vector_stores" / vs.id
     away = folder.with_name(vs.id + ".away")
     try:
-        _poll(
+        poll_until(
             lambda: client.vector_stores.retrieve(vs.id).status == "completed",
+            READY_TIMEOUT_S,
             "the store to complete",
         )
         folder.rename(away)
-        gone = _poll(
+        gone = poll_until(
             lambda: (v := client.vector_stores.retrieve(vs.id)).unavailable_paths and v,
+            READY_TIMEOUT_S,
             "the folder to be reported unavailable",
         )
         assert gone.unavailable_paths[0]["path"] == str(folder)
         assert "missing" in gone.unavailable_paths[0]["reason"]
         assert _search_files(client, vs.id, word)  # files kept meanwhile
         away.rename(folder)
-        _poll(
+        poll_until(
             lambda: not client.vector_stores.retrieve(vs.id).unavailable_paths,
+            READY_TIMEOUT_S,
             "the folder to be available again",
         )
     finally:
