@@ -1,9 +1,9 @@
 """The LocalDocs API's request and response models, importable without localdocs' dependencies.
 
-The gateway validates and documents its /v1/localdocs routes with these. They are the models of
-llmserver_localdocs.schemas (same fields, same required ones: a unit test compares them), with
-the rules the localdocs service checks in code written into the schema as well: collection
-names, at most 50 snippets per search. The localdocs service is meant to import them from here.
+The gateway validates and documents its /v1/localdocs routes with these, and the localdocs
+service serves them (llmserver_localdocs.schemas names them): one set of models. The rules the
+localdocs service also checks in code are written into the schema: collection names, at most 50
+snippets per search.
 """
 
 from __future__ import annotations
