@@ -6,8 +6,8 @@ that was generated invalid (a negative case keeps its invalid part):
   embeddings for SMALL_BATCH inputs, so an accepted request costs a few tokens, not the model's
   default or a 2048-input batch;
 - LocalDocs paths name the two small fuzz folders the test made under the allowed root (the
-  schema cannot know which folders exist there); a positive new collection gets both, so taking
-  one out is valid too;
+  schema cannot know which folders exist there); a positive new collection gets both, and both
+  are attached again before one is taken out, so that taking it out is valid;
 - detokenize asks for token ids every vocabulary has.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import httpx
 import schemathesis
 
 SMALL_MAX_TOKENS = 4
@@ -71,7 +72,11 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     elif template == "/v1/localdocs/collections/{name}/paths" and case.method.upper() == "DELETE":
         query = case.query or {}
         if _positive(case) and "path" in query:
+            # Taking a folder out is valid only while the collection holds it and another one:
+            # state no schema can say. Attach both first (the collection may not exist: 404).
             query["path"] = _fuzz_folders()[:1]
+            url = case.operation.schema.get_base_url().rstrip("/") + case.formatted_path
+            httpx.post(url, json={"paths": _fuzz_folders()}, timeout=60)
     elif (
         template == "/detokenize"
         and isinstance(body, dict)

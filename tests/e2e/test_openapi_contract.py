@@ -3,7 +3,8 @@
 `st run` (schemathesis's CLI) against the gateway's /openapi.json and the inference service's,
 with every check on: no 5xx, no undocumented status, content type or header, no schema-valid
 request refused, no schema-violating request accepted, every response matching its schema,
-405 with the right Allow for other methods. Bounded: a fixed seed, a few examples per operation,
+405 with the right Allow for other methods, and (stateful phase) a resource readable after it is
+created and gone after it is deleted. Bounded: a fixed seed, a few examples per operation,
 and the hooks in schemathesis_hooks.py keep every generation at a few tokens.
 
 Around the run: the LocalDocs state the fuzzing changes (collections it creates, the active
@@ -80,7 +81,9 @@ def run_schemathesis(schema_url: str, folders: tuple[Path, Path], workdir: Path)
         "--checks=all",
         f"--max-examples={MAX_EXAMPLES}",
         f"--seed={SEED}",
-        "--phases=examples,coverage,fuzzing",
+        # stateful: sequences along the links schemathesis infers (create a collection, read it,
+        # delete it, read it again: use_after_free, ensure_resource_availability).
+        "--phases=examples,coverage,fuzzing,stateful",
         "--workers=1",
         f"--request-timeout={REQUEST_TIMEOUT_S}",
         f"--max-response-time={MAX_RESPONSE_TIME_S}",
