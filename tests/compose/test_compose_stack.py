@@ -129,6 +129,17 @@ def test_only_the_gateway_is_published_and_only_on_loopback(compose_stack: Compo
     assert bindings and all(binding.startswith("127.0.0.1:") for binding in bindings), bindings
 
 
+def test_the_gateway_serves_the_web_page(compose_stack: ComposeStack) -> None:
+    """The page `make setup` built is in the gateway's image: `/` and its assets answer."""
+    page = httpx.get(f"{compose_stack.url('gateway')}/", timeout=30)
+    assert page.status_code == 200, page.text[:300]
+    assert "text/html" in page.headers["content-type"]
+    assets = re.findall(r'(?:src|href)="(/web/[^"]+)"', page.text)
+    assert assets, page.text[:300]
+    for asset in assets:
+        assert httpx.get(f"{compose_stack.url('gateway')}{asset}", timeout=30).status_code == 200
+
+
 def test_seed_curl_example(compose_stack: ComposeStack) -> None:
     check_seed_curl_example(compose_stack.url("gateway"))
 
