@@ -1,7 +1,8 @@
 """Live folders through the real stack: files added, changed, renamed and deleted are reflected in
 search without a reindex (a rename embeds nothing); a folder missing when the services start
 keeps its index and resumes without re-embedding when it is back; a burst of 200 files is
-embedded once each; removing a path removes its chunks and nothing else.
+embedded once each; a path added through the gateway is indexed, and removing it removes its
+chunks and nothing else.
 
 The periodic rescan runs every 300 s here, so anything seen within WATCH_BOUND_S came from the
 folder watcher. Embedding work is counted on the inference service's /metrics.
@@ -277,17 +278,29 @@ def test_a_burst_of_200_files_is_embedded_once_each_and_touching_them_embeds_not
     assert embedded_documents(stack) - embedded == 200
 
 
-def test_removing_a_path_removes_its_chunks_and_nothing_else(
+def test_adding_then_removing_a_path_through_the_gateway(
     stack: Any, collection_over: Callable[..., Collection]
 ) -> None:
+    """A path added to a collection is indexed and searchable; removed, its chunks go and
+    nothing else does. Both changes are asked of the public API (the gateway)."""
     kept_word, removed_word = _word(), _word()
     kept = _folder(stack, {"kept.txt": f"The kept folder says {kept_word}.\n"})
     removed = _folder(stack, {"gone.txt": f"The removed folder says {removed_word}.\n"})
-    docs = collection_over(kept, removed)
+    docs = collection_over(kept)
     docs.ready()
-    assert docs.hits(removed_word)
+    gateway = httpx.Client(base_url=stack.url("gateway"), timeout=60)
+    docs.client.close()
+    docs.client = gateway  # every call of this test goes through the public API
 
-    reply = docs.client.delete(
+    reply = gateway.post(
+        f"/v1/localdocs/collections/{docs.name}/paths", json={"paths": [str(removed)]}
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["paths"] == [str(kept.resolve()), str(removed.resolve())]
+    poll_until(lambda: docs.hits(removed_word), WATCH_BOUND_S, "the added path in search")
+    assert docs.ready()["files_indexed"] == 2
+
+    reply = gateway.delete(
         f"/v1/localdocs/collections/{docs.name}/paths", params={"path": str(removed)}
     )
     assert reply.status_code == 200, reply.text
