@@ -8,7 +8,9 @@ that was generated invalid (a negative case keeps its invalid part):
 - LocalDocs paths name the two small fuzz folders the test made under the allowed root (the
   schema cannot know which folders exist there); a positive new collection gets both, and both
   are attached again before one is taken out, so that taking it out is valid;
-- detokenize asks for token ids every vocabulary has.
+- detokenize asks for token ids every vocabulary has;
+- collections that existed before the run (other tests' data) are never changed or deleted:
+  a request naming one in its path names a collection that does not exist instead.
 """
 
 from __future__ import annotations
@@ -38,10 +40,22 @@ def _fuzz_folders() -> list[str]:
     return [os.environ["FUZZ_FOLDER_A"], os.environ["FUZZ_FOLDER_B"]]
 
 
+def _protected_collections() -> set[str]:
+    return {name for name in os.environ.get("FUZZ_PROTECTED_COLLECTIONS", "").split(",") if name}
+
+
 @schemathesis.hook
 def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     body = case.body
     template = case.operation.path
+    params = case.path_parameters
+    if (
+        template.startswith("/v1/localdocs/collections/{name}")
+        and case.method.upper() != "GET"
+        and params
+        and params.get("name") in _protected_collections()
+    ):
+        params["name"] = f"fuzz-absent-{params['name']}"[:64]
     if template in GENERATION_PATHS and isinstance(body, dict):
         for name in ("max_tokens", "max_completion_tokens"):
             value = body.get(name)

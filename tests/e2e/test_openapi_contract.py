@@ -51,12 +51,18 @@ def fuzz_folders(stack: Stack) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def localdocs_restored(stack: Stack) -> Iterator[None]:
-    """Collections created by the fuzzing are deleted and the active set put back afterwards."""
+    """Collections created by the fuzzing are deleted and the active set put back afterwards;
+    those that existed before are left as they were."""
     base = stack.url("gateway")
     with httpx.Client(base_url=base, timeout=30) as client:
         before = {c["name"] for c in client.get("/v1/localdocs/collections").json()["data"]}
         active = client.get("/v1/localdocs/active").json()
-        yield
+        # Other modules' collections: the hooks keep the fuzzing from changing or deleting them.
+        os.environ["FUZZ_PROTECTED_COLLECTIONS"] = ",".join(sorted(before))
+        try:
+            yield
+        finally:
+            os.environ.pop("FUZZ_PROTECTED_COLLECTIONS", None)
         client.put("/v1/localdocs/active", json=active).raise_for_status()
         for collection in client.get("/v1/localdocs/collections").json()["data"]:
             if collection["name"] not in before:
