@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from llmserver_inference.engine import (
-    ChatEngine,
-    GenerationEvent,
-    GenerationRequest,
-    Samplers,
-    SamplingParams,
-)
+from llmserver_inference.engine import ChatEngine
+from llmserver_inference.generation import GenerationEvent, GenerationRequest
+from llmserver_inference.sampling import Samplers, SamplingParams
 
 
 async def run_request(

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from llmserver_inference.embedding import EmbeddingEngine
-from llmserver_inference.engine import load_model
+from llmserver_inference.llama_backend import load_model
 
 MINILM = Path(__file__).resolve().parents[3] / "models" / "all-MiniLM-L6-v2.F32.gguf"
 

@@ -7,16 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from llmserver_inference.engine import (
-    ChatEngine,
-    GenerationEvent,
-    GenerationRequest,
-    SamplingParams,
-    TokenLogprob,
-    build_sampler,
-    load_model,
-    tokenize,
-)
+from llmserver_inference.engine import ChatEngine
+from llmserver_inference.generation import GenerationEvent, GenerationRequest, TokenLogprob
+from llmserver_inference.llama_backend import load_model, tokenize
+from llmserver_inference.sampling import SamplingParams, build_sampler
 
 from .engine_events import run_request
 

@@ -7,15 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from llmserver_inference.engine import (
-    ChatEngine,
-    GenerationEvent,
-    GenerationRequest,
-    SamplingParams,
-    build_sampler,
-    load_model,
-    tokenize,
-)
+from llmserver_inference.engine import ChatEngine
+from llmserver_inference.generation import GenerationEvent, GenerationRequest
+from llmserver_inference.llama_backend import load_model, tokenize
+from llmserver_inference.sampling import SamplingParams, build_sampler
 
 GEMMA = Path(__file__).resolve().parents[3] / "models" / "gemma-3-270m-q4_k_m.gguf"
 PROMPT = "Here is a list of the planets of the solar system, in order:"

@@ -9,16 +9,12 @@ import llama_cpp
 import pytest
 
 from llmserver_inference.catalog import load_catalog_file
-from llmserver_inference.engine import (
-    ChatEngine,
-    GenerationEvent,
-    Samplers,
-    SamplingParams,
-    load_model,
-    tokenize,
-)
+from llmserver_inference.engine import ChatEngine
+from llmserver_inference.generation import GenerationEvent
+from llmserver_inference.llama_backend import load_model, tokenize
 from llmserver_inference.models import _stop_token_ids
 from llmserver_inference.prompting import ChatTemplater
+from llmserver_inference.sampling import Samplers, SamplingParams
 
 from .engine_events import run_request
 

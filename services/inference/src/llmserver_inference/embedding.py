@@ -11,7 +11,7 @@ import llama_cpp
 import numpy as np
 from llama_cpp._internals import LlamaModel
 
-from llmserver_inference.engine import context_params, tokenize
+from llmserver_inference.llama_backend import context_params, tokenize
 
 # llama.cpp pooling types.
 POOLING_UNSPECIFIED = -1

@@ -9,332 +9,29 @@ once and samples each sequence with its own sampler chain, as llama-server's slo
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import collections
-import ctypes
 import logging
 import math
-import random
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import llama_cpp
 import numpy as np
-from llama_cpp import llama_grammar
 from llama_cpp._internals import LlamaModel
 
+from llmserver_inference.generation import (
+    EngineClosedError,
+    GenerationEvent,
+    GenerationRequest,
+    QueueFullError,
+    TokenLogprob,
+    deliver_events,
+)
+from llmserver_inference.llama_backend import context_params, token_piece
+from llmserver_inference.sampling import GrammarSampling
+
 logger = logging.getLogger(__name__)
-
-_backend_lock = threading.Lock()
-_backend_ready = False
-
-_llama_logger = logging.getLogger("llama.cpp")
-# ggml log levels: 1 debug, 2 info, 3 warn, 4 error, 5 continuation of the previous line.
-# llama.cpp's info chatter (context set-up, per-layer details) goes to our logging at debug.
-_GGML_LEVELS = {1: logging.DEBUG, 2: logging.DEBUG, 3: logging.WARNING, 4: logging.ERROR}
-_last_llama_level = logging.DEBUG
-
-
-@llama_cpp.llama_log_callback
-def _llama_log(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
-    global _last_llama_level
-    py_level = _GGML_LEVELS.get(level, _last_llama_level)
-    _last_llama_level = py_level
-    if _llama_logger.isEnabledFor(py_level):
-        message = text.decode("utf-8", errors="replace").rstrip()
-        if message:
-            _llama_logger.log(py_level, "%s", message)
-
-
-def ensure_backend() -> None:
-    global _backend_ready
-    with _backend_lock:
-        if not _backend_ready:
-            llama_cpp.llama_log_set(_llama_log, ctypes.c_void_p(0))
-            llama_cpp.llama_backend_init()
-            _backend_ready = True
-
-
-class QueueFullError(Exception):
-    """Every slot is busy and the wait queue is full."""
-
-
-class GrammarError(ValueError):
-    """The grammar (from response_format) could not be compiled."""
-
-
-class EngineClosedError(Exception):
-    """The model was unloaded while the request waited."""
-
-
-def load_model(path: str, n_gpu_layers: int) -> LlamaModel:
-    ensure_backend()
-    params = llama_cpp.llama_model_default_params()
-    params.n_gpu_layers = n_gpu_layers
-    return LlamaModel(path_model=path, params=params, verbose=False)
-
-
-def context_params(n_ctx: int, batch_size: int, sequences: int, threads: int) -> Any:
-    """llama.cpp context parameters both engines start from (one batch = one ubatch)."""
-    params = llama_cpp.llama_context_default_params()
-    params.n_ctx = n_ctx
-    params.n_batch = batch_size
-    params.n_ubatch = batch_size
-    params.n_seq_max = sequences
-    params.n_threads = threads
-    params.n_threads_batch = threads
-    params.no_perf = True
-    return params
-
-
-def token_piece(vocab: Any, token: int, special: bool = False) -> bytes:
-    buf = ctypes.create_string_buffer(64)
-    n = llama_cpp.llama_token_to_piece(vocab, token, buf, len(buf), 0, special)
-    if n < 0:
-        buf = ctypes.create_string_buffer(-n)
-        n = llama_cpp.llama_token_to_piece(vocab, token, buf, len(buf), 0, special)
-    return buf.raw[:n]
-
-
-def tokenize(vocab: Any, text: str, add_special: bool, parse_special: bool) -> list[int]:
-    data = text.encode("utf-8")
-    capacity = len(data) + 16
-    while True:
-        arr = (llama_cpp.llama_token * capacity)()
-        n = llama_cpp.llama_tokenize(
-            vocab, data, len(data), arr, capacity, add_special, parse_special
-        )
-        if n >= 0:
-            return list(arr[:n])
-        capacity = -n
-
-
-@dataclass
-class SamplingParams:
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
-    min_p: float = 0.0
-    seed: int | None = None
-    presence_penalty: float = 0.0
-    frequency_penalty: float = 0.0
-    repeat_penalty: float = 1.0
-    penalty_last_n: int = 64
-    grammar: str | None = None
-    max_tokens: int | None = None
-    stop: list[str] = field(default_factory=list)
-    # None: no logprobs; k >= 0: the chosen token's logprob and the k most likely alternatives.
-    logprobs: int | None = None
-
-
-def json_grammar(schema: dict[str, Any] | None) -> str:
-    """GBNF for response_format: any JSON object, or one that matches the schema."""
-    if schema is None:
-        return llama_grammar.JSON_GBNF
-    import json
-
-    try:
-        return llama_grammar.json_schema_to_gbnf(json.dumps(schema))
-    except Exception as exc:
-        raise GrammarError(f"unsupported JSON schema: {exc}") from exc
-
-
-@dataclass
-class Samplers:
-    """A sequence's sampler chain and, kept apart from it, its grammar sampler."""
-
-    chain: Any
-    grammar: Any | None = None
-    # Greedy with nothing else in the chain: an argmax over the logits does the same job
-    # without building a candidate array over the whole vocabulary for every token.
-    greedy_only: bool = False
-
-    def free(self) -> None:
-        if self.grammar is not None:
-            llama_cpp.llama_sampler_free(self.grammar)
-            self.grammar = None
-        if self.chain is not None:
-            llama_cpp.llama_sampler_free(self.chain)
-            self.chain = None
-
-
-def build_sampler(params: SamplingParams, vocab: Any, n_vocab: int) -> Samplers:
-    """One sampler chain per sequence; the caller owns it (Samplers.free)."""
-    grammar = None
-    if params.grammar is not None:
-        grammar = llama_cpp.llama_sampler_init_grammar(
-            vocab, params.grammar.encode("utf-8"), b"root"
-        )
-        if not grammar:
-            raise GrammarError("the grammar could not be parsed")
-    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-    samplers = Samplers(chain=chain, grammar=grammar)
-    add = llama_cpp.llama_sampler_chain_add
-    if (
-        params.repeat_penalty != 1.0
-        or params.frequency_penalty != 0.0
-        or params.presence_penalty != 0.0
-    ):
-        add(
-            chain,
-            llama_cpp.llama_sampler_init_penalties(
-                n_vocab,
-                params.penalty_last_n,
-                params.repeat_penalty,
-                params.frequency_penalty,
-                params.presence_penalty,
-            ),
-        )
-    if params.temperature <= 0.0:
-        add(chain, llama_cpp.llama_sampler_init_greedy())
-        samplers.greedy_only = grammar is None and llama_cpp.llama_sampler_chain_n(chain) == 1
-        return samplers
-    if params.top_k > 0:
-        add(chain, llama_cpp.llama_sampler_init_top_k(params.top_k))
-    if params.top_p < 1.0:
-        add(chain, llama_cpp.llama_sampler_init_top_p(params.top_p, 1))
-    if params.min_p > 0.0:
-        add(chain, llama_cpp.llama_sampler_init_min_p(params.min_p, 1))
-    add(chain, llama_cpp.llama_sampler_init_temp(params.temperature))
-    seed = params.seed if params.seed is not None else random.getrandbits(32)
-    # 0xFFFFFFFF means "random" to llama.cpp; keep explicit seeds deterministic.
-    seed &= 0xFFFFFFFF
-    if seed == 0xFFFFFFFF:
-        seed = 0xFFFFFFFE
-    add(chain, llama_cpp.llama_sampler_init_dist(seed))
-    return samplers
-
-
-_TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
-
-
-class GrammarSampling:
-    """Grammar-constrained sampling without masking the whole vocabulary on every token.
-
-    Checking a grammar against every one of a large vocabulary (Gemma: 262k) is very slow, so,
-    as llama.cpp's common sampler does, sample without the grammar first and only when that
-    token breaks the grammar mask the full vocabulary and sample again.
-    """
-
-    def __init__(self, n_vocab: int) -> None:
-        self.n_vocab = n_vocab
-        self.ids = np.arange(n_vocab, dtype=np.int32)
-        self.candidates = np.zeros(n_vocab, dtype=_TOKEN_DATA)
-        self.single = (llama_cpp.llama_token_data * 1)()
-
-    def _apply(self, samplers: list[Any], logits: np.ndarray) -> int:
-        self.candidates["id"] = self.ids
-        self.candidates["logit"] = logits
-        self.candidates["p"] = 0.0
-        arr = llama_cpp.llama_token_data_array(
-            data=self.candidates.ctypes.data_as(llama_cpp.llama_token_data_p),
-            size=self.n_vocab,
-            selected=-1,
-            sorted=False,
-        )
-        for sampler in samplers:
-            llama_cpp.llama_sampler_apply(sampler, ctypes.byref(arr))
-        if arr.selected < 0:
-            raise RuntimeError("the sampler chain selected no token")
-        # Samplers may move the data pointer: read through the struct.
-        return int(arr.data[arr.selected].id)
-
-    def sample(self, samplers: Samplers, ctx: Any, idx: int) -> int:
-        assert samplers.grammar is not None
-        ptr = llama_cpp.llama_get_logits_ith(ctx, idx)
-        logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
-        token = self._apply([samplers.chain], logits)
-        self.single[0].id = token
-        self.single[0].logit = 0.0
-        self.single[0].p = 0.0
-        one = llama_cpp.llama_token_data_array(data=self.single, size=1, selected=-1, sorted=False)
-        llama_cpp.llama_sampler_apply(samplers.grammar, ctypes.byref(one))
-        if math.isinf(self.single[0].logit):
-            token = self._apply([samplers.grammar, samplers.chain], logits)
-        llama_cpp.llama_sampler_accept(samplers.grammar, token)
-        llama_cpp.llama_sampler_accept(samplers.chain, token)
-        return token
-
-
-@dataclass
-class TokenLogprob:
-    token: str
-    logprob: float
-    bytes: list[int]
-    top: list[tuple[str, float, list[int]]]
-
-
-@dataclass
-class GenerationEvent:
-    """What the scheduler thread sends back; `finish_reason` set on the last one."""
-
-    index: int
-    text: str = ""
-    logprobs: list[TokenLogprob] = field(default_factory=list)
-    finish_reason: str | None = None
-    completion_tokens: int = 0
-    error: str | None = None
-
-
-class GenerationRequest:
-    """One sequence to generate (n > 1 submits several), reporting to an asyncio queue."""
-
-    def __init__(
-        self,
-        index: int,
-        prompt_tokens: list[int],
-        params: SamplingParams,
-        sampler: Samplers,
-        loop: asyncio.AbstractEventLoop,
-        queue: asyncio.Queue[GenerationEvent],
-        *,
-        stream: bool = True,
-    ) -> None:
-        self.index = index
-        self.prompt_tokens = prompt_tokens
-        self.params = params
-        self.sampler = sampler
-        self._loop = loop
-        self._queue = queue
-        # Set from the event loop (client gone); read by the scheduler thread.
-        self.cancelled = False
-        # A non-streamed reply is read only once it is finished: its text is held in the
-        # scheduler and sent with the last event, which spares the event loop (and the CPU
-        # that decoding needs) one wake-up per token per request.
-        self.stream = stream
-        # The first of the n choices of one prompt (set by ChatEngine.submit): this choice
-        # copies its KV cache instead of evaluating the same prompt again.
-        self.prompt_leader: GenerationRequest | None = None
-        self._held_text: list[str] = []
-        self._held_logprobs: list[TokenLogprob] = []
-
-    def hold_or_release(self, event: GenerationEvent) -> GenerationEvent | None:
-        """The event to send now, or None when it is held for the last event (not streamed)."""
-        if self.stream or event.error is not None:
-            return event
-        if event.finish_reason is None:
-            self._held_text.append(event.text)
-            self._held_logprobs.extend(event.logprobs)
-            return None
-        if self._held_text or self._held_logprobs:
-            event.text = "".join(self._held_text) + event.text
-            event.logprobs = self._held_logprobs + event.logprobs
-            self._held_text, self._held_logprobs = [], []
-        return event
-
-    def emit(self, event: GenerationEvent) -> None:
-        try:
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, event)
-        except RuntimeError:  # loop closed: nobody is listening any more
-            self.cancelled = True
-
-
-def _deliver(items: list[tuple[asyncio.Queue[GenerationEvent], GenerationEvent]]) -> None:
-    for queue, event in items:
-        queue.put_nowait(event)
 
 
 class _Slot:
@@ -565,7 +262,7 @@ class ChatEngine:
         self._outbox = []
         for loop, items in by_loop.values():
             try:
-                loop.call_soon_threadsafe(_deliver, items)
+                loop.call_soon_threadsafe(deliver_events, items)
             except RuntimeError:  # loop closed: nobody is listening any more
                 pass
 
@@ -736,6 +433,3 @@ class ChatEngine:
             best = best[np.argsort(-logits[best])]
             alternatives = [entry(int(t)) for t in best]
         return TokenLogprob(chosen[0], chosen[1], chosen[2], alternatives)
-
-
-EventSink = Callable[[GenerationEvent], None]

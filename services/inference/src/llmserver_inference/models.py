@@ -12,12 +12,8 @@ import llama_cpp
 from llmserver_common.errors import APIError, model_not_found
 from llmserver_inference.catalog import ModelCatalog, ModelEntry
 from llmserver_inference.embedding import EmbeddingEngine
-from llmserver_inference.engine import (
-    ChatEngine,
-    load_model,
-    token_piece,
-    tokenize,
-)
+from llmserver_inference.engine import ChatEngine
+from llmserver_inference.llama_backend import load_model, token_piece, tokenize
 from llmserver_inference.prompting import ChatTemplater
 from llmserver_inference.settings import InferenceSettings
 
