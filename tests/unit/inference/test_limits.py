@@ -9,8 +9,9 @@ from pydantic import ValidationError
 
 from llmserver_common.errors import APIError
 from llmserver_inference.catalog import ModelEntry, load_catalog_file
+from llmserver_inference.request_params import require_encodable
 from llmserver_inference.schemas import ChatCompletionRequest, CompletionRequest
-from llmserver_inference.service import fit_embedding_input, require_encodable
+from llmserver_inference.service import fit_embedding_input
 from llmserver_inference.settings import InferenceSettings
 from llmserver_inference.token_limits import TokenLimits, max_tokens_for, token_limits
 

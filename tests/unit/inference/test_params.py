@@ -7,8 +7,8 @@ from pydantic import ValidationError
 
 from llmserver_common.errors import APIError
 from llmserver_inference.catalog import ModelEntry
+from llmserver_inference.request_params import sampling_params as _sampling_params
 from llmserver_inference.schemas import ChatCompletionRequest
-from llmserver_inference.service import _sampling_params
 from llmserver_inference.settings import InferenceSettings
 from llmserver_inference.token_limits import TokenLimits
 

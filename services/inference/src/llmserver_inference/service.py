@@ -5,36 +5,33 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
-import json
 import logging
 import struct
 import time
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import StreamingResponse
 
-from llmserver_common.errors import (
-    APIError,
-    context_length_exceeded,
-    error_body,
-    invalid_request,
-)
+from llmserver_common.errors import APIError, context_length_exceeded, invalid_request
 from llmserver_inference.catalog import ModelEntry
 from llmserver_inference.generation import (
     EngineClosedError,
     GenerationEvent,
     GenerationRequest,
     QueueFullError,
-    TokenLogprob,
 )
 from llmserver_inference.llama_backend import tokenize
 from llmserver_inference.metrics import InferenceMetrics
 from llmserver_inference.models import LoadedChatModel, LoadedEmbeddingModel, ModelManager
-from llmserver_inference.sampling import GrammarError, SamplingParams, build_sampler, json_grammar
+from llmserver_inference.request_params import (
+    messages_for_template,
+    require_encodable,
+    sampling_params,
+)
+from llmserver_inference.responses import ResponseMeta, Run, collect, sse, stream_events
+from llmserver_inference.sampling import GrammarError, SamplingParams, build_sampler
 from llmserver_inference.schemas import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -42,24 +39,13 @@ from llmserver_inference.schemas import (
     EmbeddingRequest,
     ModelCard,
     ModelList,
-    SamplingRequest,
     TokenizeRequest,
 )
 from llmserver_inference.settings import InferenceSettings
-from llmserver_inference.token_limits import TokenLimits, max_tokens_for, token_limits
+from llmserver_inference.token_limits import max_tokens_for, token_limits
 
 logger = logging.getLogger(__name__)
 
-_SAMPLING_DEFAULT_KEYS = {
-    "temperature",
-    "top_p",
-    "top_k",
-    "min_p",
-    "presence_penalty",
-    "frequency_penalty",
-    "repeat_penalty",
-    "max_tokens",
-}
 _CREATED = int(time.time())
 
 
@@ -193,14 +179,14 @@ class InferenceService:
         assert isinstance(loaded, LoadedChatModel)
         limits = token_limits(entry, loaded.engine.n_ctx_seq, self.settings)
         max_tokens_for(body, limits)
-        messages = _messages_for_template(body, entry)
+        messages = messages_for_template(body, entry)
         prompt = loaded.templater.render(messages)
         tokens = tokenize(
             loaded.engine.vocab, prompt.text, add_special=not prompt.has_bos, parse_special=True
         )
         # (top_logprobs without logprobs: true is refused by the schema)
         top = (body.top_logprobs or 0) if body.logprobs else None
-        params = _sampling_params(body, entry, limits, logprobs=top)
+        params = sampling_params(body, entry, limits, logprobs=top)
         run = self._start(
             loaded,
             [_Prompt(tokens, prompt.text)],
@@ -209,7 +195,7 @@ class InferenceService:
             "messages",
             bool(body.stream),
         )
-        meta = _ResponseMeta(
+        meta = ResponseMeta(
             id=f"chatcmpl-{uuid.uuid4().hex}",
             model=entry.name,
             chat=True,
@@ -217,8 +203,8 @@ class InferenceService:
             echo=[],
         )
         if body.stream:
-            return _sse(self._stream(run, meta, http))
-        return await self._collect(run, meta, http)
+            return sse(stream_events(run, meta, http))
+        return await collect(run, meta, http)
 
     async def completion(self, body: CompletionRequest, http: Request) -> Any:
         # The schema refuses suffix, best_of above 1, echo with logprobs and token-id prompts.
@@ -233,10 +219,10 @@ class InferenceService:
         max_tokens_for(body, limits)
         vocab = loaded.engine.vocab
         tokenized = [_Prompt(tokenize(vocab, p, True, True), p) for p in prompts]
-        params = _sampling_params(body, entry, limits, logprobs=body.logprobs)
+        params = sampling_params(body, entry, limits, logprobs=body.logprobs)
         n = body.n or 1
         run = self._start(loaded, tokenized, n, params, "prompt", bool(body.stream))
-        meta = _ResponseMeta(
+        meta = ResponseMeta(
             id=f"cmpl-{uuid.uuid4().hex}",
             model=entry.name,
             chat=False,
@@ -244,8 +230,8 @@ class InferenceService:
             echo=[p.text for p in tokenized for _ in range(n)] if body.echo else [],
         )
         if body.stream:
-            return _sse(self._stream(run, meta, http))
-        return await self._collect(run, meta, http)
+            return sse(stream_events(run, meta, http))
+        return await collect(run, meta, http)
 
     def _start(
         self,
@@ -255,7 +241,7 @@ class InferenceService:
         params: SamplingParams,
         prompt_param: str,
         stream: bool,
-    ) -> _Run:
+    ) -> Run:
         engine = loaded.engine
         for prompt in prompts:
             # One token of room is needed to generate anything at all.
@@ -305,152 +291,13 @@ class InferenceService:
                 headers={"Retry-After": str(self.settings.retry_after_s)},
             ) from None
         loaded.last_used = time.monotonic()
-        return _Run(
+        return Run(
             engine=engine,
             requests=requests,
             queue=queue,
             prompt_tokens=sum(len(p.tokens) for p in prompts),
             logprobs=params.logprobs is not None,
         )
-
-    async def _collect(self, run: _Run, meta: _ResponseMeta, http: Request) -> dict[str, Any]:
-        texts = [""] * len(run.requests)
-        logprobs: list[list[TokenLogprob]] = [[] for _ in run.requests]
-        finish: list[str | None] = [None] * len(run.requests)
-        completion_tokens = 0
-        remaining = len(run.requests)
-        try:
-            while remaining:
-                try:
-                    event = await asyncio.wait_for(run.queue.get(), timeout=1.0)
-                except TimeoutError:
-                    if await http.is_disconnected():
-                        logger.info("client went away; stopping %s", meta.id)
-                        return {}
-                    continue
-                if event.error is not None:
-                    raise APIError(500, event.error, type="internal_error")
-                texts[event.index] += event.text
-                logprobs[event.index].extend(event.logprobs)
-                if event.finish_reason is not None:
-                    finish[event.index] = event.finish_reason
-                    completion_tokens += event.completion_tokens
-                    remaining -= 1
-        finally:
-            run.engine.cancel(run.requests)
-        choices = []
-        for i, text in enumerate(texts):
-            if meta.echo:
-                text = meta.echo[i] + text
-            lp = _logprobs_json(logprobs[i], meta.chat) if run.logprobs else None
-            if meta.chat:
-                choices.append(
-                    {
-                        "index": i,
-                        "message": {"role": "assistant", "content": text},
-                        "logprobs": lp,
-                        "finish_reason": finish[i],
-                    }
-                )
-            else:
-                choices.append(
-                    {"index": i, "text": text, "logprobs": lp, "finish_reason": finish[i]}
-                )
-        return {
-            "id": meta.id,
-            "object": "chat.completion" if meta.chat else "text_completion",
-            "created": int(time.time()),
-            "model": meta.model,
-            "choices": choices,
-            "usage": _usage(run.prompt_tokens, completion_tokens),
-        }
-
-    async def _stream(self, run: _Run, meta: _ResponseMeta, http: Request) -> AsyncIterator[str]:
-        created = int(time.time())
-        kind = "chat.completion.chunk" if meta.chat else "text_completion"
-        completion_tokens = 0
-        remaining = len(run.requests)
-
-        def chunk(choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> str:
-            body: dict[str, Any] = {
-                "id": meta.id,
-                "object": kind,
-                "created": created,
-                "model": meta.model,
-                "choices": choices,
-            }
-            if usage is not None:
-                body["usage"] = usage
-            return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
-
-        def choice(index: int, text: str, finish: str | None, lp: Any, first: bool) -> dict:
-            if meta.chat:
-                delta: dict[str, Any] = {"content": text}
-                if first:
-                    delta = {"role": "assistant", "content": text}
-                return {"index": index, "delta": delta, "logprobs": lp, "finish_reason": finish}
-            return {"index": index, "text": text, "logprobs": lp, "finish_reason": finish}
-
-        try:
-            # The opening chunk: the assistant role (chat), the echoed prompt (completions).
-            opening = [
-                choice(i, meta.echo[i] if meta.echo else "", None, None, True)
-                for i in range(len(run.requests))
-            ]
-            yield chunk(opening)
-            while remaining:
-                event = await run.queue.get()
-                if event.error is not None:
-                    err = error_body(event.error, "internal_error")
-                    yield f"data: {json.dumps(err)}\n\n"
-                    yield "data: [DONE]\n\n"
-                    return
-                lp = _logprobs_json(event.logprobs, meta.chat) if run.logprobs else None
-                if event.finish_reason is not None:
-                    completion_tokens += event.completion_tokens
-                    remaining -= 1
-                yield chunk([choice(event.index, event.text, event.finish_reason, lp, False)])
-            if meta.include_usage:
-                yield chunk([], usage=_usage(run.prompt_tokens, completion_tokens))
-            yield "data: [DONE]\n\n"
-        finally:
-            # Client gone (the generator is cancelled/closed) or done: free the slots at once.
-            run.engine.cancel(run.requests)
-            del http
-
-
-@dataclass
-class _Run:
-    engine: Any
-    requests: list[GenerationRequest]
-    queue: asyncio.Queue[GenerationEvent]
-    prompt_tokens: int
-    logprobs: bool
-
-
-@dataclass
-class _ResponseMeta:
-    id: str
-    model: str
-    chat: bool
-    include_usage: bool
-    echo: list[str]
-
-
-def _sse(events: AsyncIterator[str]) -> StreamingResponse:
-    return StreamingResponse(
-        events,
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
-
-
-def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
-    return {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-    }
 
 
 def _not_found(models: ModelManager, name: str) -> APIError:
@@ -463,61 +310,6 @@ def _free_samplers(requests: list[GenerationRequest]) -> None:
     for request in requests:
         request.sampler.free()
     requests.clear()
-
-
-def _sampling_params(
-    body: SamplingRequest, entry: ModelEntry, limits: TokenLimits, logprobs: int | None
-) -> SamplingParams:
-    defaults = {k: v for k, v in entry.defaults.items() if k in _SAMPLING_DEFAULT_KEYS}
-
-    def pick(name: str, fallback: Any) -> Any:
-        value = getattr(body, name)
-        if value is not None:
-            return value
-        return defaults.get(name, fallback)
-
-    stop = body.stop
-    stops = [stop] if isinstance(stop, str) else list(stop or [])
-    stops = [s for s in stops if s]
-    if len(stops) > 16:
-        raise invalid_request("At most 16 stop strings are supported.", param="stop")
-    max_tokens = max_tokens_for(body, limits)
-    grammar = None
-    fmt = body.response_format
-    if fmt is not None and fmt.type == "json_object":
-        grammar = json_grammar(None)
-    elif fmt is not None and fmt.type == "json_schema":
-        # Without a schema (OpenAI allows that) any JSON value will do, as with json_object.
-        schema = fmt.json_schema.json_schema or None
-        try:
-            grammar = json_grammar(schema)
-        except GrammarError as exc:
-            raise invalid_request(str(exc), param="response_format") from None
-    return SamplingParams(
-        temperature=float(pick("temperature", 1.0)),
-        top_p=float(pick("top_p", 1.0)),
-        top_k=int(pick("top_k", 0)),
-        min_p=float(pick("min_p", 0.0)),
-        seed=body.seed,
-        presence_penalty=float(pick("presence_penalty", 0.0)),
-        frequency_penalty=float(pick("frequency_penalty", 0.0)),
-        repeat_penalty=float(pick("repeat_penalty", 1.0)),
-        grammar=grammar,
-        max_tokens=max_tokens,
-        stop=stops,
-        logprobs=logprobs,
-    )
-
-
-def require_encodable(text: str, param: str) -> None:
-    """JSON may carry lone surrogates ("\\ud800"); they are not text and cannot reach the model."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise invalid_request(
-            f"'{param}' contains invalid Unicode (a lone surrogate at position {exc.start}).",
-            param=param,
-        ) from None
 
 
 def fit_embedding_input(
@@ -538,47 +330,3 @@ def fit_embedding_input(
     if end_token is not None and tokens and tokens[-1] == end_token:
         return tokens[: limit - 1] + [end_token]
     return tokens[:limit]
-
-
-def _content_text(content: Any) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    # Text parts only: the schema refuses the others (images, audio, files).
-    return "".join(part.text for part in content)
-
-
-def _messages_for_template(body: ChatCompletionRequest, entry: ModelEntry) -> list[dict[str, str]]:
-    messages = []
-    for message in body.messages:
-        role = "system" if message.role == "developer" else message.role
-        content = _content_text(message.content)
-        require_encodable(content, "messages")
-        messages.append({"role": role, "content": content})
-    if entry.system_prompt and not any(m["role"] == "system" for m in messages):
-        messages.insert(0, {"role": "system", "content": entry.system_prompt})
-    return messages
-
-
-def _logprobs_json(items: list[TokenLogprob], chat: bool) -> Any:
-    if chat:
-        return {
-            "content": [
-                {
-                    "token": it.token,
-                    "logprob": it.logprob,
-                    "bytes": it.bytes,
-                    "top_logprobs": [
-                        {"token": t, "logprob": lp, "bytes": b} for t, lp, b in it.top
-                    ],
-                }
-                for it in items
-            ]
-        }
-    return {
-        "tokens": [it.token for it in items],
-        "token_logprobs": [it.logprob for it in items],
-        "top_logprobs": [{t: lp for t, lp, _ in it.top} for it in items],
-        "text_offset": None,
-    }
