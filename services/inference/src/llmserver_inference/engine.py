@@ -9,8 +9,8 @@ once and samples each sequence with its own sampler chain, as llama-server's slo
 
 from __future__ import annotations
 
-import codecs
 import collections
+import itertools
 import logging
 import math
 import threading
@@ -30,39 +30,9 @@ from llmserver_inference.generation import (
 )
 from llmserver_inference.llama_backend import context_params, token_piece
 from llmserver_inference.sampling import GrammarSampling
+from llmserver_inference.slots import Slot, choose_slot
 
 logger = logging.getLogger(__name__)
-
-
-class _Slot:
-    def __init__(self, seq_id: int) -> None:
-        self.seq_id = seq_id
-        self.request: GenerationRequest | None = None
-        self.to_eval: list[int] = []
-        # Until the prompt's last token is decoded; other choices of the same prompt wait in
-        # `followers` for it, then copy this sequence's cache and sample from the same logits.
-        self.prompt_pending = False
-        self.followers: list[_Slot] = []
-        self.leader: _Slot | None = None
-        self.n_past = 0
-        self.generated = 0
-        self.decoder: codecs.IncrementalDecoder = codecs.getincrementaldecoder("utf-8")("replace")
-        self.text = ""
-        self.sent = 0
-        self.max_stop = 0
-
-    def reset(self, request: GenerationRequest) -> None:
-        self.request = request
-        self.to_eval = list(request.prompt_tokens)
-        self.prompt_pending = True
-        self.followers = []
-        self.leader = None
-        self.n_past = 0
-        self.generated = 0
-        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        self.text = ""
-        self.sent = 0
-        self.max_stop = max((len(s) for s in request.params.stop), default=0)
 
 
 def _stop_prefix_len(text: str, stops: list[str]) -> int:
@@ -90,6 +60,7 @@ class ChatEngine:
         max_queue: int,
         kv_unified: bool = False,
         stop_token_ids: frozenset[int] = frozenset(),
+        prompt_cache: bool = False,
     ) -> None:
         self.model = model
         self.vocab = model.vocab
@@ -107,11 +78,12 @@ class ChatEngine:
         # True: one shared KV buffer; each sequence is still capped at context_length below,
         # so the slots together never need more than n_ctx cells.
         params.kv_unified = kv_unified
-        # Sliding-window layers (Gemma 3: 5 in 6) keep only their window of each sequence, not
-        # the whole context, as llama-server does: a prompt is never reused across requests
-        # here (a slot's sequence is cleared on admission), so the full-size cache would only
-        # cost memory (about 200 MB with the default 8 slots of 2048 tokens).
-        params.swa_full = False
+        # Sliding-window layers (Gemma 3: 5 in 6) keep only their window of each sequence
+        # unless swa_full: without the prompt cache nothing is reused across requests, so the
+        # full-size cache would only cost memory (about 200 MB with the default 8 slots of 2048
+        # tokens); with it, a prefix is reusable only if every layer still holds it.
+        self.prompt_cache = prompt_cache
+        params.swa_full = prompt_cache
         self.ctx = llama_cpp.llama_init_from_model(model.model, params)
         if not self.ctx:
             raise RuntimeError("llama.cpp could not create a context")
@@ -122,11 +94,12 @@ class ChatEngine:
         self._grammar_sampling = GrammarSampling(self.n_vocab)
         # Events of one step, handed to each event loop in one call (one wake-up per step).
         self._outbox: list[tuple[GenerationRequest, GenerationEvent]] = []
-        self._slots = [_Slot(i) for i in range(slots)]
+        self._slots = [Slot(i) for i in range(slots)]
         self._pending: collections.deque[GenerationRequest] = collections.deque()
         self._cond = threading.Condition()
         self._stopping = False
         self._active = 0
+        self._release_ticks = itertools.count(1)
         # Tokens llama.cpp has decoded (prompts and generated), for tests and diagnostics.
         self.decoded_tokens = 0
         self._thread = threading.Thread(target=self._run, name="chat-scheduler", daemon=True)
@@ -192,46 +165,62 @@ class ChatEngine:
             self._fail_all("The model was unloaded.")
 
     def _admit(self) -> None:
-        for slot in self._slots:
-            if not self._pending:
+        while self._pending:
+            free = [slot for slot in self._slots if slot.request is None]
+            if not free:
                 return
-            if slot.request is not None:
+            request = self._pending.popleft()
+            if request.cancelled:
+                request.sampler.free()
                 continue
-            while self._pending:
-                request = self._pending.popleft()
-                if request.cancelled:
-                    request.sampler.free()
-                    continue
-                llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, -1, -1)
-                slot.reset(request)
-                self._follow_leader(slot)
-                self._active += 1
-                break
+            leader = self._pending_leader(request)
+            # A choice that will copy its leader's cache reuses nothing of its own.
+            wanted = request.prompt_tokens if self.prompt_cache and leader is None else None
+            slot, reuse = choose_slot(free, wanted)
+            slot.reset(request, self._keep_prefix(slot, reuse))
+            if leader is not None:
+                slot.to_eval = []
+                slot.leader = leader
+                leader.followers.append(slot)
+            self._active += 1
 
-    def _follow_leader(self, slot: _Slot) -> None:
+    def _keep_prefix(self, slot: Slot, reuse: int) -> int:
+        """Removes all but the first `reuse` positions of the slot's sequence from the KV
+        memory; how many are kept (0 where the memory cannot keep a part of a sequence)."""
+        if reuse > 0:
+            # Cells before the prefix's end already dropped (a sliding window): none usable.
+            complete = llama_cpp.llama_memory_seq_pos_min(self.memory, slot.seq_id) == 0
+            if complete and llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, reuse, -1):
+                return reuse
+        llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, -1, -1)
+        slot.tokens = []
+        return 0
+
+    def _pending_leader(self, request: GenerationRequest) -> Slot | None:
         """Another choice of a prompt still being evaluated waits for it instead of
         evaluating it again; once the leader's prompt is done, the cache is copied."""
-        assert slot.request is not None
-        leader = slot.request.prompt_leader
-        if leader is None:
-            return
+        if request.prompt_leader is None:
+            return None
         for other in self._slots:
-            if other.request is leader and other.prompt_pending:
-                slot.to_eval = []
-                slot.leader = other
-                other.followers.append(slot)
-                return
+            if other.request is request.prompt_leader and other.prompt_pending:
+                return other
+        return None
 
     def _drop_cancelled(self) -> None:
         for slot in self._slots:
             if slot.request is not None and slot.request.cancelled:
                 self._release(slot)
 
-    def _release(self, slot: _Slot) -> None:
+    def _release(self, slot: Slot, *, keep_cache: bool = True) -> None:
+        """Frees the slot; with the prompt cache its sequence stays for a later request,
+        unless `keep_cache` is False (a failed decode leaves the sequence's state unknown)."""
         request = slot.request
         if request is None:
             return
-        llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, -1, -1)
+        if not (keep_cache and self.prompt_cache):
+            llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, -1, -1)
+            slot.tokens = []
+        slot.released_tick = next(self._release_ticks)
         request.sampler.free()
         if slot.leader is not None:
             slot.leader.followers.remove(slot)
@@ -240,7 +229,7 @@ class ChatEngine:
             # The leader ends before its prompt was evaluated: each evaluates its own.
             assert follower.request is not None
             follower.leader = None
-            follower.to_eval = list(follower.request.prompt_tokens)
+            follower.to_eval = list(follower.request.prompt_tokens[follower.n_past :])
         slot.followers = []
         slot.request = None
         slot.to_eval = []
@@ -282,8 +271,8 @@ class ChatEngine:
     def _step(self) -> None:
         batch = self.batch
         n = 0
-        outputs: list[tuple[_Slot, int]] = []
-        in_batch: list[_Slot] = []
+        outputs: list[tuple[Slot, int]] = []
+        in_batch: list[Slot] = []
         # Generating sequences first (one token each) so prompts never starve them.
         order = sorted(
             (s for s in self._slots if s.request is not None and s.to_eval),
@@ -310,7 +299,7 @@ class ChatEngine:
                     outputs.append((slot, n))
                 n += 1
             slot.to_eval = slot.to_eval[take:]
-            slot.n_past += take
+            slot.tokens.extend(chunk)
         if n == 0:
             return
         batch.n_tokens = n
@@ -324,7 +313,7 @@ class ChatEngine:
                     slot.request.emit(
                         GenerationEvent(slot.request.index, error="The model failed to decode.")
                     )
-                    self._release(slot)
+                    self._release(slot, keep_cache=False)
             return
         self.decoded_tokens += n
         for slot, idx in outputs:
@@ -333,7 +322,7 @@ class ChatEngine:
                 self._branch_followers(slot, idx)
             self._sample(slot, idx)
 
-    def _branch_followers(self, leader: _Slot, idx: int) -> None:
+    def _branch_followers(self, leader: Slot, idx: int) -> None:
         """The other choices of the leader's prompt start from its cache and its logits.
 
         Before the leader samples: sampling may finish it, and its sequence is then removed.
@@ -344,10 +333,11 @@ class ChatEngine:
             follower.leader = None
             follower.prompt_pending = False
             llama_cpp.llama_memory_seq_cp(self.memory, leader.seq_id, follower.seq_id, -1, -1)
-            follower.n_past = leader.n_past
+            follower.tokens = list(leader.tokens)
+            follower.cached_tokens = leader.cached_tokens
             self._sample(follower, idx)
 
-    def _sample(self, slot: _Slot, idx: int) -> None:
+    def _sample(self, slot: Slot, idx: int) -> None:
         request = slot.request
         assert request is not None
         if request.sampler.greedy_only:
@@ -392,7 +382,7 @@ class ChatEngine:
 
     def _finish(
         self,
-        slot: _Slot,
+        slot: Slot,
         reason: str,
         *,
         text: str | None = None,
@@ -412,6 +402,7 @@ class ChatEngine:
                 logprobs=logprobs or [],
                 finish_reason=reason,
                 completion_tokens=slot.generated,
+                cached_tokens=slot.cached_tokens,
             ),
         )
         self._release(slot)

@@ -34,6 +34,8 @@ class GenerationEvent:
     logprobs: list[TokenLogprob] = field(default_factory=list)
     finish_reason: str | None = None
     completion_tokens: int = 0
+    # Prompt tokens taken from the prompt cache instead of evaluated (set on the last event).
+    cached_tokens: int = 0
     error: str | None = None
 
 

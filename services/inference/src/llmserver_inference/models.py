@@ -202,6 +202,7 @@ class ModelManager:
             batch_size=batch_size,
             max_queue=s.max_queue,
             kv_unified=s.kv_unified,
+            prompt_cache=s.prompt_cache,
         )
         return LoadedChatModel(entry=entry, engine=engine, templater=templater, size_bytes=size)
 

@@ -47,6 +47,10 @@ class InferenceSettings(BaseSettings):
     slots: int = Field(8, ge=1, le=64)
     # One KV buffer shared by the slots (true) or one slice per slot (false).
     kv_unified: bool = False
+    # Prompt prefix cache (llama-server's cache_prompt): a slot keeps its sequence's KV cache
+    # after a request, and a later prompt sharing a prefix with it evaluates only the rest.
+    # On, models with sliding-window layers (Gemma 3) keep the full-size cache of those layers.
+    prompt_cache: bool = True
     # Requests waiting for a slot, per model; past it 429.
     max_queue: int = Field(64, ge=0)
     retry_after_s: int = Field(1, ge=1)
