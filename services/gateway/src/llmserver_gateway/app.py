@@ -21,6 +21,7 @@ from llmserver_gateway.localdocs_routes import router as localdocs_router
 from llmserver_gateway.metrics import GatewayMetrics, MetricsMiddleware
 from llmserver_gateway.openai_retrieval_routes import router as openai_retrieval_router
 from llmserver_gateway.replicas import ReplicaPool
+from llmserver_gateway.rerank_routes import router as rerank_router
 from llmserver_gateway.router import BODY_MODELS, ClientGone, router
 from llmserver_gateway.security import APIKeyMiddleware
 from llmserver_gateway.service import GatewayService
@@ -127,6 +128,7 @@ def create_app(
     app.include_router(router)
     app.include_router(localdocs_router)
     app.include_router(openai_retrieval_router)
+    app.include_router(rerank_router)
     install_web(app, settings.web_dir)
     # The routes read their bodies raw (JSON whatever the Content-Type), so FastAPI does not
     # know their schemas: the documented models are added to /docs here.

@@ -13,6 +13,7 @@ from llmserver_common.errors import install_error_handlers
 from llmserver_common.openapi import install_openapi
 from llmserver_inference.catalog import ModelCatalog
 from llmserver_inference.models import ModelManager
+from llmserver_inference.rerank.router import router as rerank_router
 from llmserver_inference.router import router
 from llmserver_inference.service import InferenceService
 from llmserver_inference.settings import InferenceSettings
@@ -64,5 +65,6 @@ def create_app(settings: InferenceSettings) -> FastAPI:
     app.state.service = service
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(rerank_router)
     install_openapi(app)
     return app

@@ -1,0 +1,1 @@
+"""POST /v1/rerank: documents ordered by relevance to a query."""
