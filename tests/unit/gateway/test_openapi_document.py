@@ -134,7 +134,8 @@ def test_openai_rules_are_in_the_schema(document: dict[str, Any]) -> None:
         ({"messages": [{"role": "tool", "content": "x"}]}, "messages.0.tool_call_id"),
         (chat_body(model=""), "model"),
         (chat_body(presence_penalty=2.5), "presence_penalty"),
-        (chat_body(tools=[{"type": "function"}]), "tools"),
+        (chat_body(tools=[{"type": "function"}]), "tools.0.function"),
+        (chat_body(tool_choice="required"), "tool_choice"),
         (chat_body(top_logprobs=2), "top_logprobs"),
     ],
 )

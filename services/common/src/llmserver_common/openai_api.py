@@ -3,7 +3,7 @@
 One set of models, so the two services accept exactly the same requests and their OpenAPI
 documents say so. The rules follow OpenAI's API reference (per-role messages, non-empty `model`
 and embedding input, penalties in [-2, 2], ...) where we can honour them, and say plainly where
-we cannot: a field we cannot honour is documented with the only values we accept (`tools`
+we cannot: a field we cannot honour is documented with the only values we accept (`functions`
 empty, `dimensions` null), so any other value is a 400 naming it.
 
 Types are strict: "4", 4.0 and true are not token counts, and a number is not a string. Unknown
@@ -94,18 +94,37 @@ class UserMessage(_Request):
     name: str | None = None
 
 
+class FunctionCall(_Request):
+    name: str = Field(min_length=1)
+    arguments: str = Field(description="The arguments as a JSON text (an object).")
+
+
+class ToolCall(_Request):
+    """A call the assistant made in an earlier turn (as a reply's `message.tool_calls` gave)."""
+
+    id: str = Field(min_length=1)
+    type: Literal["function"]
+    function: FunctionCall
+
+
 class AssistantMessage(_Request):
-    """A previous reply; its content may be null (OpenAI's tool-call turns)."""
+    """A previous reply; its content may be null when it made tool calls."""
 
     role: Literal["assistant"]
     content: str | Annotated[list[TextPart], Field(min_length=1)] | None = None
     name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    reasoning_content: str | None = Field(
+        default=None, description="Extension: the reasoning of that reply (not sent to the model)."
+    )
 
 
 class ToolMessage(_Request):
+    """A tool's result, answering the call with this id from the previous assistant message."""
+
     role: Literal["tool"]
     content: str | Annotated[list[TextPart], Field(min_length=1)]
-    tool_call_id: str
+    tool_call_id: str = Field(min_length=1)
 
 
 ChatMessage = Annotated[
@@ -178,6 +197,60 @@ def _forbid(shape: dict[str, Any]) -> dict[str, Any]:
     return {"not": shape}
 
 
+# -- tools -------------------------------------------------------------------------------------
+
+# OpenAI: a-z, A-Z, 0-9, underscores and dashes, at most 64 characters.
+FunctionName = Annotated[str, Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")]
+
+
+def _json_schema_object(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A function's parameters: a valid JSON Schema (draft 2020-12) describing an object."""
+    if value is None:
+        return value
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    try:
+        Draft202012Validator.check_schema(value)
+    except SchemaError as exc:
+        raise ValueError(f"not a valid JSON Schema: {exc.message}") from None
+    if value.get("type", "object") != "object":
+        raise ValueError("the parameters' JSON Schema must describe an object (type: object)")
+    return value
+
+
+class FunctionDefinition(_Request):
+    name: FunctionName
+    description: str | None = None
+    parameters: Annotated[dict[str, Any] | None, AfterValidator(_json_schema_object)] = Field(
+        default=None,
+        description="A JSON Schema (type: object) for the arguments; absent: no arguments. "
+        "An invalid schema is refused with 400.",
+    )
+    strict: bool | None = Field(
+        default=None,
+        description="Accepted; the arguments always match the schema when tool_choice is "
+        "required or names the function (grammar-constrained generation).",
+    )
+
+
+class ChatTool(_Request):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedFunction(_Request):
+    name: FunctionName
+
+
+class NamedToolChoice(_Request):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice
+
+
 class SamplingRequest(_Request):
     """The fields chat and completion requests share."""
 
@@ -206,9 +279,8 @@ class SamplingRequest(_Request):
     stream: bool | None = Field(default=None, description="Server-Sent Events.")
     stream_options: StreamOptions | None = None
     user: str | None = None
-    # Accepted empty so that clients sending them empty keep working; tools cannot be called.
+    # Accepted empty so that clients sending them empty keep working (functions: use tools).
     logit_bias: _unsupported(dict[str, float], {"type": "object", "maxProperties": 0}) = None
-    tools: _unsupported(list[Any], {"type": "array", "maxItems": 0}) = None
     functions: _unsupported(list[Any], {"type": "array", "maxItems": 0}) = None
 
 
@@ -219,13 +291,44 @@ _TOP_LOGPROBS_WITHOUT_LOGPROBS = {
 }
 
 
+# tool_choice "required" or naming a function needs tools to choose from.
+_TOOL_CHOICE_WITHOUT_TOOLS = {
+    "required": ["tool_choice"],
+    "properties": {"tool_choice": {"anyOf": [{"const": "required"}, {"type": "object"}]}},
+    "not": {"required": ["tools"], "properties": {"tools": {"type": "array", "minItems": 1}}},
+}
+
+
 class ChatCompletionRequest(SamplingRequest):
-    model_config = ConfigDict(json_schema_extra=_forbid(_TOP_LOGPROBS_WITHOUT_LOGPROBS))
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [
+                _forbid(_TOP_LOGPROBS_WITHOUT_LOGPROBS),
+                _forbid(_TOOL_CHOICE_WITHOUT_TOOLS),
+            ]
+        }
+    )
 
     messages: list[ChatMessage] = Field(min_length=1)
     logprobs: bool | None = None
     top_logprobs: integer(ge=0, le=20) | None = Field(
         default=None, description="Above 0 needs logprobs: true."
+    )
+    tools: Annotated[list[ChatTool], Field(max_length=128)] | None = Field(
+        default=None,
+        description="Functions the model may call (at most 128, names unique). They reach the "
+        "model through its chat template (or a system message describing them).",
+    )
+    tool_choice: ToolChoice | None = Field(
+        default=None,
+        description="none: no call; auto (the default with tools): the model decides; required: "
+        "at least one call; {type: function, function: {name}}: that function, which must be "
+        "in tools. required and a named function constrain generation with a grammar built from "
+        "the tools' schemas, so the arguments always parse and match.",
+    )
+    parallel_tool_calls: bool | None = Field(
+        default=None,
+        description="Whether one reply may make several calls (true, the default).",
     )
 
     @field_validator("top_logprobs")
@@ -233,6 +336,33 @@ class ChatCompletionRequest(SamplingRequest):
     def _top_logprobs_need_logprobs(cls, value: int | None, info: ValidationInfo) -> int | None:
         if value and not info.data.get("logprobs"):
             raise ValueError("'top_logprobs' requires 'logprobs': true")
+        return value
+
+    @field_validator("tools")
+    @classmethod
+    def _unique_tool_names(cls, value: list[ChatTool] | None) -> list[ChatTool] | None:
+        names = [tool.function.name for tool in value or []]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"function names must be unique; {duplicates[0]!r} repeats")
+        return value
+
+    @field_validator("tool_choice")
+    @classmethod
+    def _choice_among_tools(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None or value in ("none", "auto"):
+            return value
+        if "tools" not in info.data:  # tools failed validation: that error is reported
+            return value
+        tools = info.data.get("tools") or []
+        if not tools:
+            raise ValueError("'tool_choice' other than none or auto requires 'tools'")
+        if isinstance(value, NamedToolChoice):
+            names = [tool.function.name for tool in tools]
+            if value.function.name not in names:
+                raise ValueError(
+                    f"function {value.function.name!r} is not among the tools ({', '.join(names)})"
+                )
         return value
 
 
@@ -250,6 +380,9 @@ class CompletionRequest(SamplingRequest):
     model_config = ConfigDict(json_schema_extra=_forbid(_ECHO_WITH_LOGPROBS))
 
     prompt: Prompt
+    tools: _unsupported(list[Any], {"type": "array", "maxItems": 0}) = Field(
+        default=None, description="Chat completions only."
+    )
     echo: bool | None = None
     logprobs: integer(ge=0, le=5) | None = Field(
         default=None, description="Not together with echo: true (prompt logprobs)."
@@ -302,12 +435,31 @@ class Usage(_Response):
     total_tokens: int
 
 
+class FunctionCallReply(_Response):
+    name: str
+    arguments: str = Field(description="The arguments as a JSON text.")
+
+
+class ToolCallReply(_Response):
+    id: str
+    type: Literal["function"]
+    function: FunctionCallReply
+
+
 class AssistantReply(_Response):
     role: Literal["assistant"]
     content: str | None
+    tool_calls: list[ToolCallReply] | None = Field(
+        default=None, description="The calls the model made (finish_reason: tool_calls)."
+    )
+    reasoning_content: str | None = Field(
+        default=None,
+        description="Extension: the model's reasoning (its <think>...</think> part), taken out "
+        "of content.",
+    )
 
 
-FinishReason = Literal["stop", "length"] | None
+FinishReason = Literal["stop", "length", "tool_calls"] | None
 
 
 class ChatChoice(_Response):

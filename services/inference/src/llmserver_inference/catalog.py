@@ -29,6 +29,8 @@ EMBEDDING_ARCHITECTURES = {"bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2
 
 ModelKind = Literal["chat", "embedding"]
 
+DEFAULT_REASONING_MARKERS = ("<think>", "</think>")
+
 # Seconds a model file must have gone unmodified before it is listed (see the module's doc).
 LANDING_S = 2.0
 
@@ -62,6 +64,9 @@ class ModelEntry:
     # Chat models: special tokens that end a reply as end-of-generation does (turn markers),
     # added to those read from the chat format / template.
     stop_tokens: tuple[str, ...] = ()
+    # Chat models: the markers around the reasoning part of a reply (reasoning_content);
+    # None (catalog `reasoning: false`) leaves replies whole.
+    reasoning_markers: tuple[str, str] | None = DEFAULT_REASONING_MARKERS
     # False for GGUF files found in the folder without a catalog entry.
     in_catalog: bool = True
 
@@ -151,7 +156,20 @@ def _parse_entry(raw: Any, index: int) -> ModelEntry:
         max_input_tokens=optional_int("max_input_tokens"),
         max_tokens_ceiling=optional_int("max_tokens_ceiling"),
         stop_tokens=tuple(str(t) for t in stop_tokens),
+        reasoning_markers=_reasoning_markers(raw.get("reasoning", True), name),
     )
+
+
+def _reasoning_markers(value: Any, name: str) -> tuple[str, str] | None:
+    """`reasoning`: true (the default markers), false, or {start: ..., end: ...}."""
+    if value is True:
+        return DEFAULT_REASONING_MARKERS
+    if value is False or value is None:
+        return None
+    if isinstance(value, dict) and all(isinstance(value.get(k), str) for k in ("start", "end")):
+        if value["start"] and value["end"]:
+            return (value["start"], value["end"])
+    raise CatalogError(f"catalog entry {name!r}: reasoning must be true, false or {{start, end}}")
 
 
 def load_catalog_file(path: Path) -> list[ModelEntry]:

@@ -100,6 +100,31 @@ class ChatTemplater:
         # The catalog's template comes first, then a named format, then the GGUF's template.
         self._catalog_first = bool(chat_template) and bool(self._templates)
         self.bos_token = bos_token
+        self._keeps_system: bool | None = None
+
+    @property
+    def supports_tools(self) -> bool:
+        """Whether the template that renders first takes the `tools` variable (and so, as
+        llama-server assumes, tool_calls and tool messages); else tools are described in a
+        system message and calls written as text."""
+        first = self._first_jinja()
+        return first is not None and "tools" in first.template
+
+    @property
+    def keeps_system(self) -> bool:
+        """Whether a system message reaches the prompt (Gemma's format drops it)."""
+        if self._keeps_system is None:
+            probe = [{"role": "system", "content": "\x01probe"}, {"role": "user", "content": "u"}]
+            try:
+                self._keeps_system = "\x01probe" in self.render(probe).text
+            except Exception:  # a template that refuses system messages
+                self._keeps_system = False
+        return self._keeps_system
+
+    def _first_jinja(self) -> llama_chat_format.Jinja2ChatFormatter | None:
+        if self._catalog_first or (self._format is None and self._templates):
+            return self._templates[0]
+        return None
 
     @property
     def available(self) -> bool:
@@ -116,16 +141,18 @@ class ChatTemplater:
                 continue
         return [marker for marker in TURN_MARKERS if marker in rendered]
 
-    def render(self, messages: list[dict[str, Any]]) -> ChatPrompt:
+    def render(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+    ) -> ChatPrompt:
         candidates: list[Callable[[], ChatPrompt]] = []
         templates = list(self._templates)
         if self._catalog_first:
             first = templates.pop(0)
-            candidates.append(lambda: self._render_jinja(first, messages))
+            candidates.append(lambda: self._render_jinja(first, messages, tools))
         if self._format is not None:
             candidates.append(lambda: self._render_format(messages))
         for template in templates:
-            candidates.append(lambda t=template: self._render_jinja(t, messages))
+            candidates.append(lambda t=template: self._render_jinja(t, messages, tools))
         if not candidates:
             raise invalid_request(
                 "This model has no chat template; use /v1/completions with a raw prompt.",
@@ -145,9 +172,13 @@ class ChatTemplater:
         )
 
     def _render_jinja(
-        self, formatter: llama_chat_format.Jinja2ChatFormatter, messages: list[dict[str, Any]]
+        self,
+        formatter: llama_chat_format.Jinja2ChatFormatter,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
     ) -> ChatPrompt:
-        result = formatter(messages=messages, **_GPT4ALL_TEMPLATE_VARS)
+        variables = {**_GPT4ALL_TEMPLATE_VARS, "tools": tools or None}
+        result = formatter(messages=messages, **variables)
         text = result.prompt
         return ChatPrompt(
             text=text, has_bos=bool(self.bos_token) and text.startswith(self.bos_token)

@@ -1,7 +1,9 @@
-"""Request fields -> what the engine needs: sampling parameters, chat messages for the template."""
+"""Request fields -> what the engine needs: sampling parameters, chat messages for the template
+(tool calls and results included)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from llmserver_common.errors import invalid_request
@@ -9,6 +11,7 @@ from llmserver_inference.catalog import ModelEntry
 from llmserver_inference.sampling import GrammarError, SamplingParams, json_grammar
 from llmserver_inference.schemas import ChatCompletionRequest, SamplingRequest
 from llmserver_inference.token_limits import TokenLimits, max_tokens_for
+from llmserver_inference.tool_calls import ToolSetup, call_as_text, tools_system_prompt
 
 _SAMPLING_DEFAULT_KEYS = {
     "temperature",
@@ -23,8 +26,13 @@ _SAMPLING_DEFAULT_KEYS = {
 
 
 def sampling_params(
-    body: SamplingRequest, entry: ModelEntry, limits: TokenLimits, logprobs: int | None
+    body: SamplingRequest,
+    entry: ModelEntry,
+    limits: TokenLimits,
+    logprobs: int | None,
+    tool_grammar: str | None = None,
 ) -> SamplingParams:
+    """`tool_grammar` (a forced tool call) takes the place of response_format's grammar."""
     defaults = {k: v for k, v in entry.defaults.items() if k in _SAMPLING_DEFAULT_KEYS}
 
     def pick(name: str, fallback: Any) -> Any:
@@ -50,6 +58,8 @@ def sampling_params(
             grammar = json_grammar(schema)
         except GrammarError as exc:
             raise invalid_request(str(exc), param="response_format") from None
+    if tool_grammar is not None:
+        grammar = tool_grammar
     return SamplingParams(
         temperature=float(pick("temperature", 1.0)),
         top_p=float(pick("top_p", 1.0)),
@@ -86,13 +96,80 @@ def content_text(content: Any) -> str:
     return "".join(part.text for part in content)
 
 
-def messages_for_template(body: ChatCompletionRequest, entry: ModelEntry) -> list[dict[str, str]]:
-    messages = []
+def messages_for_template(
+    body: ChatCompletionRequest,
+    entry: ModelEntry,
+    tools: ToolSetup,
+    *,
+    native_tools: bool,
+    keeps_system: bool,
+) -> list[dict[str, Any]]:
+    """The request's messages as chat templates take them. A template that takes `tools`
+    (native_tools) gets tool calls and tool messages as Hugging Face templates expect them;
+    for any other, the tools are described in a system message (or in the first user message
+    where the template drops system messages), earlier calls are written as the text that
+    description asks for and tool results become user turns."""
+    messages: list[dict[str, Any]] = []
+    call_names: dict[str, str] = {}
     for message in body.messages:
         role = "system" if message.role == "developer" else message.role
         content = content_text(message.content)
         require_encodable(content, "messages")
+        if role == "assistant" and message.tool_calls:
+            for call in message.tool_calls:
+                call_names[call.id] = call.function.name
+            if native_tools:
+                calls = [
+                    _native_call(c.id, c.function.name, c.function.arguments)
+                    for c in message.tool_calls
+                ]
+                messages.append({"role": role, "content": content, "tool_calls": calls})
+                continue
+            written = "\n".join(
+                call_as_text(c.function.name, c.function.arguments) for c in message.tool_calls
+            )
+            content = f"{content}\n{written}" if content else written
+        elif role == "tool":
+            if native_tools:
+                messages.append(
+                    {"role": "tool", "content": content, "tool_call_id": message.tool_call_id}
+                )
+                continue
+            name = call_names.get(message.tool_call_id, "the function")
+            result = f"Result of {name} (call {message.tool_call_id}): {content}"
+            if messages and messages[-1]["role"] == "user" and messages[-1].get("tool_results"):
+                messages[-1]["content"] += "\n" + result
+                continue
+            messages.append({"role": "user", "content": result, "tool_results": True})
+            continue
         messages.append({"role": role, "content": content})
+    for message in messages:
+        message.pop("tool_results", None)
     if entry.system_prompt and not any(m["role"] == "system" for m in messages):
         messages.insert(0, {"role": "system", "content": entry.system_prompt})
+    if tools.active and not native_tools:
+        _describe_tools(messages, tools_system_prompt(tools), keeps_system)
     return messages
+
+
+def _native_call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    # Templates write the arguments with tojson: give them the object, as llama-server does.
+    try:
+        args: Any = json.loads(arguments)
+    except json.JSONDecodeError:
+        args = arguments
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": args}}
+
+
+def _describe_tools(messages: list[dict[str, Any]], description: str, keeps_system: bool) -> None:
+    if keeps_system:
+        if messages and messages[0]["role"] == "system":
+            messages[0]["content"] = f"{messages[0]['content']}\n\n{description}"
+        else:
+            messages.insert(0, {"role": "system", "content": description})
+        return
+    for message in messages:
+        if message["role"] == "user":
+            message["content"] = f"{description}\n\n{message['content']}"
+            return
+    messages.insert(0, {"role": "user", "content": description})

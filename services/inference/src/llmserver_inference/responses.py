@@ -7,13 +7,14 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 
 from llmserver_common.errors import APIError, error_body
+from llmserver_inference.chat_shaping import ChatShaping, ChoiceStream, shape_message
 from llmserver_inference.generation import GenerationEvent, GenerationRequest, TokenLogprob
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ class ResponseMeta:
     chat: bool
     include_usage: bool
     echo: list[str]
+    # Chat: reasoning and tool calls taken out of the reply's text.
+    shaping: ChatShaping = field(default_factory=ChatShaping)
 
 
 async def collect(run: Run, meta: ResponseMeta, http: Request) -> dict[str, Any]:
@@ -42,6 +45,7 @@ async def collect(run: Run, meta: ResponseMeta, http: Request) -> dict[str, Any]
     logprobs: list[list[TokenLogprob]] = [[] for _ in run.requests]
     finish: list[str | None] = [None] * len(run.requests)
     completion_tokens = 0
+    cached = [0] * len(run.requests)
     remaining = len(run.requests)
     try:
         while remaining:
@@ -59,6 +63,7 @@ async def collect(run: Run, meta: ResponseMeta, http: Request) -> dict[str, Any]
             if event.finish_reason is not None:
                 finish[event.index] = event.finish_reason
                 completion_tokens += event.completion_tokens
+                cached[event.index] = event.cached_tokens
                 remaining -= 1
     finally:
         run.engine.cancel(run.requests)
@@ -68,13 +73,9 @@ async def collect(run: Run, meta: ResponseMeta, http: Request) -> dict[str, Any]
             text = meta.echo[i] + text
         lp = logprobs_json(logprobs[i], meta.chat) if run.logprobs else None
         if meta.chat:
+            message, finish_reason = shape_message(text, finish[i], meta.shaping)
             choices.append(
-                {
-                    "index": i,
-                    "message": {"role": "assistant", "content": text},
-                    "logprobs": lp,
-                    "finish_reason": finish[i],
-                }
+                {"index": i, "message": message, "logprobs": lp, "finish_reason": finish_reason}
             )
         else:
             choices.append({"index": i, "text": text, "logprobs": lp, "finish_reason": finish[i]})
@@ -84,7 +85,9 @@ async def collect(run: Run, meta: ResponseMeta, http: Request) -> dict[str, Any]
         "created": int(time.time()),
         "model": meta.model,
         "choices": choices,
-        "usage": usage_json(run.prompt_tokens, completion_tokens),
+        "usage": usage_json(
+            run.prompt_tokens, completion_tokens, cached_prompt_tokens(run, cached)
+        ),
     }
 
 
@@ -92,6 +95,7 @@ async def stream_events(run: Run, meta: ResponseMeta, http: Request) -> AsyncIte
     created = int(time.time())
     kind = "chat.completion.chunk" if meta.chat else "text_completion"
     completion_tokens = 0
+    cached = [0] * len(run.requests)
     remaining = len(run.requests)
 
     def chunk(choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> str:
@@ -114,6 +118,7 @@ async def stream_events(run: Run, meta: ResponseMeta, http: Request) -> AsyncIte
             return {"index": index, "delta": delta, "logprobs": lp, "finish_reason": finish}
         return {"index": index, "text": text, "logprobs": lp, "finish_reason": finish}
 
+    shapers = [ChoiceStream(i, meta.shaping) for i in range(len(run.requests))]
     try:
         # The opening chunk: the assistant role (chat), the echoed prompt (completions).
         opening = [
@@ -131,10 +136,18 @@ async def stream_events(run: Run, meta: ResponseMeta, http: Request) -> AsyncIte
             lp = logprobs_json(event.logprobs, meta.chat) if run.logprobs else None
             if event.finish_reason is not None:
                 completion_tokens += event.completion_tokens
+                cached[event.index] = event.cached_tokens
                 remaining -= 1
-            yield chunk([choice(event.index, event.text, event.finish_reason, lp, False)])
+            if meta.chat:
+                for item in shapers[event.index].on_text(event.text, event.finish_reason, lp):
+                    yield chunk([item])
+            else:
+                yield chunk([choice(event.index, event.text, event.finish_reason, lp, False)])
         if meta.include_usage:
-            yield chunk([], usage=usage_json(run.prompt_tokens, completion_tokens))
+            usage = usage_json(
+                run.prompt_tokens, completion_tokens, cached_prompt_tokens(run, cached)
+            )
+            yield chunk([], usage=usage)
         yield "data: [DONE]\n\n"
     finally:
         # Client gone (the generator is cancelled/closed) or done: free the slots at once.
@@ -150,12 +163,23 @@ def sse(events: AsyncIterator[str]) -> StreamingResponse:
     )
 
 
-def usage_json(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+def usage_json(prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> dict[str, Any]:
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
+        # As OpenAI reports it: prompt tokens taken from the prompt cache, not evaluated.
+        "prompt_tokens_details": {"cached_tokens": cached_tokens},
     }
+
+
+def cached_prompt_tokens(run: Run, per_choice: list[int]) -> int:
+    """Cached tokens of each prompt once (its n choices share one prompt_tokens count)."""
+    per_prompt: dict[int, int] = {}
+    for request, cached in zip(run.requests, per_choice, strict=True):
+        key = id(request.prompt_tokens)
+        per_prompt[key] = max(per_prompt.get(key, 0), cached)
+    return sum(per_prompt.values())
 
 
 def logprobs_json(items: list[TokenLogprob], chat: bool) -> Any:

@@ -16,6 +16,7 @@ from fastapi import Request
 
 from llmserver_common.errors import APIError, context_length_exceeded, invalid_request
 from llmserver_inference.catalog import ModelEntry
+from llmserver_inference.chat_shaping import ChatShaping
 from llmserver_inference.generation import (
     EngineClosedError,
     GenerationEvent,
@@ -25,6 +26,7 @@ from llmserver_inference.generation import (
 from llmserver_inference.llama_backend import tokenize
 from llmserver_inference.metrics import InferenceMetrics
 from llmserver_inference.models import LoadedChatModel, LoadedEmbeddingModel, ModelManager
+from llmserver_inference.reasoning import ReasoningMarkers
 from llmserver_inference.request_params import (
     messages_for_template,
     require_encodable,
@@ -43,6 +45,7 @@ from llmserver_inference.schemas import (
 )
 from llmserver_inference.settings import InferenceSettings
 from llmserver_inference.token_limits import max_tokens_for, token_limits
+from llmserver_inference.tool_calls import ToolSetup, forced_call_grammar
 
 logger = logging.getLogger(__name__)
 
@@ -175,18 +178,34 @@ class InferenceService:
 
     async def chat_completion(self, body: ChatCompletionRequest, http: Request) -> Any:
         entry = self.models.resolve(body.model, self.settings.default_chat_model, "chat")
+        # Tools are checked (and their grammar built) before a model is loaded for them.
+        tools = ToolSetup.from_request(body.tools, body.tool_choice, body.parallel_tool_calls)
+        tool_grammar = None
+        if tools.forced:
+            try:
+                tool_grammar = forced_call_grammar(tools)
+            except GrammarError as exc:
+                raise invalid_request(str(exc), param="tools") from None
         loaded = await self.models.get(entry)
         assert isinstance(loaded, LoadedChatModel)
         limits = token_limits(entry, loaded.engine.n_ctx_seq, self.settings)
         max_tokens_for(body, limits)
-        messages = messages_for_template(body, entry)
-        prompt = loaded.templater.render(messages)
+        templater = loaded.templater
+        native_tools = templater.supports_tools
+        messages = messages_for_template(
+            body,
+            entry,
+            tools,
+            native_tools=native_tools,
+            keeps_system=native_tools or not tools.active or templater.keeps_system,
+        )
+        prompt = templater.render(messages, tools.tools if native_tools and tools.active else None)
         tokens = tokenize(
             loaded.engine.vocab, prompt.text, add_special=not prompt.has_bos, parse_special=True
         )
         # (top_logprobs without logprobs: true is refused by the schema)
         top = (body.top_logprobs or 0) if body.logprobs else None
-        params = sampling_params(body, entry, limits, logprobs=top)
+        params = sampling_params(body, entry, limits, logprobs=top, tool_grammar=tool_grammar)
         run = self._start(
             loaded,
             [_Prompt(tokens, prompt.text)],
@@ -194,13 +213,23 @@ class InferenceService:
             params,
             "messages",
             bool(body.stream),
+            grammar_param="tools" if tool_grammar else "response_format",
         )
+        markers = entry.reasoning_markers
+        reasoning = ReasoningMarkers(*markers) if markers else None
         meta = ResponseMeta(
             id=f"chatcmpl-{uuid.uuid4().hex}",
             model=entry.name,
             chat=True,
             include_usage=bool(body.stream_options and body.stream_options.include_usage),
             echo=[],
+            shaping=ChatShaping(
+                tools=tools,
+                reasoning=reasoning,
+                # A template that opens the reasoning itself (Qwen3, DeepSeek-R1).
+                reasoning_open=reasoning is not None
+                and prompt.text.rstrip().endswith(reasoning.start),
+            ),
         )
         if body.stream:
             return sse(stream_events(run, meta, http))
@@ -241,6 +270,7 @@ class InferenceService:
         params: SamplingParams,
         prompt_param: str,
         stream: bool,
+        grammar_param: str = "response_format",
     ) -> Run:
         engine = loaded.engine
         for prompt in prompts:
@@ -274,7 +304,7 @@ class InferenceService:
             engine.submit(requests)
         except GrammarError as exc:
             _free_samplers(requests)
-            raise invalid_request(str(exc), param="response_format") from None
+            raise invalid_request(str(exc), param=grammar_param) from None
         except QueueFullError:
             _free_samplers(requests)
             raise APIError(
