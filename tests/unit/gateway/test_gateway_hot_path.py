@@ -1,5 +1,5 @@
-"""The chat hot path: no per-request lookups once caches are warm, and the routes served without
-FastAPI's routing still behave like every other route (errors, metrics)."""
+"""The chat hot path: no per-request lookups once caches are warm, and the generation routes keep
+the middleware every route has (API key, CORS, metrics) and the error envelope."""
 
 from __future__ import annotations
 

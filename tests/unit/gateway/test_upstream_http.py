@@ -1,4 +1,6 @@
-"""UpstreamTransport over real loopback sockets: what httpx's own transport would have done.
+"""The gateway's upstream client (httpx with the limits app.py gives it) over real loopback
+sockets: the library behaviour the gateway relies on (keep-alive, a closed stream cancelling the
+upstream, failures as the httpx exceptions the service maps to the OpenAI envelope, no cookies).
 
 Each test runs a small asyncio server that writes exact bytes, so keep-alive, framing, early
 closes and timeouts are under the test's control.
@@ -12,8 +14,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
+from gateway_fakes import make_settings
 
-from llmserver_gateway.upstream_http import UpstreamTransport
+from llmserver_gateway.upstream_client import upstream_client, upstream_transport
 
 # A broken transport tends to hang rather than fail: bound every test.
 pytestmark = pytest.mark.timeout(20)
@@ -72,30 +75,11 @@ class Server:
         self.server.close()
 
 
-class RecordingFallback(httpx.AsyncBaseTransport):
-    def __init__(self) -> None:
-        self.seen: list[str] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.seen.append(f"{request.method} {request.url}")
-        return httpx.Response(200, content=b"fallback")
-
-
-def client(
-    *,
-    max_connections: int = 10,
-    max_keepalive_connections: int = 10,
-    keepalive_expiry_s: float = 60.0,
-    fallback: httpx.AsyncBaseTransport | None = None,
-    timeout: httpx.Timeout | None = None,
-) -> httpx.AsyncClient:
-    transport = UpstreamTransport(
-        max_connections=max_connections,
-        max_keepalive_connections=max_keepalive_connections,
-        keepalive_expiry_s=keepalive_expiry_s,
-        fallback=fallback or RecordingFallback(),
-    )
-    return httpx.AsyncClient(transport=transport, timeout=timeout or httpx.Timeout(5.0))
+def client(*, timeout: httpx.Timeout | None = None) -> httpx.AsyncClient:
+    """The client create_app builds, with test timeouts."""
+    http = upstream_client(make_settings(), upstream_transport())
+    http.timeout = timeout or httpx.Timeout(5.0)
+    return http
 
 
 async def keep_alive_answers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -185,15 +169,6 @@ async def test_connection_closed_by_upstream_while_idle_is_not_reused() -> None:
         for _ in range(3):
             assert (await http.get(f"{base}/")).status_code == 200
     assert server.connections == 3
-
-
-async def test_idle_connection_past_its_expiry_is_replaced() -> None:
-    server = Server(keep_alive_answers)
-    async with server as base, client(keepalive_expiry_s=0.05) as http:
-        await http.get(f"{base}/")
-        await asyncio.sleep(0.1)
-        await http.get(f"{base}/")
-    assert server.connections == 2
 
 
 async def test_refused_connection_is_connect_error() -> None:
@@ -336,35 +311,17 @@ async def test_no_content_answer_has_an_empty_body_and_keeps_the_connection() ->
     assert server.connections == 1
 
 
-async def test_requests_past_max_connections_wait_for_a_free_one() -> None:
-    release = asyncio.Event()
+async def test_an_upstream_cookie_is_never_sent_on_later_requests() -> None:
+    seen: list[bytes] = []
 
-    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def sets_cookie(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
-            await read_request(reader)
-            await release.wait()
-            writer.write(ok(b"{}"))
+            head, _ = await read_request(reader)
+            seen.append(head)
+            writer.write(ok(b"{}", b"set-cookie: session=alice\r\n"))
             await writer.drain()
 
-    async with Server(slow) as base, client(max_connections=1) as http:
-        first = asyncio.create_task(http.get(f"{base}/"))
-        await asyncio.sleep(0.05)
-        with pytest.raises(httpx.PoolTimeout):
-            await http.get(f"{base}/", timeout=httpx.Timeout(5.0, pool=0.05))
-        second = asyncio.create_task(http.get(f"{base}/"))
-        await asyncio.sleep(0.05)
-        assert not second.done()  # waits for the only slot
-        release.set()
-        assert (await first).status_code == 200
-        assert (await asyncio.wait_for(second, 5)).status_code == 200
-
-
-async def test_https_and_head_go_to_the_fallback_transport() -> None:
-    fallback = RecordingFallback()
-    async with client(fallback=fallback) as http:
-        assert (await http.get("https://inference.example/v1/models")).content == b"fallback"
-        assert (await http.head("http://127.0.0.1:9/health")).status_code == 200
-    assert fallback.seen == [
-        "GET https://inference.example/v1/models",
-        "HEAD http://127.0.0.1:9/health",
-    ]
+    async with Server(sets_cookie) as base, client() as http:
+        await http.get(f"{base}/")
+        await http.get(f"{base}/")
+    assert len(seen) == 2 and b"cookie" not in seen[1].lower()

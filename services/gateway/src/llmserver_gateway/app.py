@@ -15,7 +15,6 @@ from fastapi_offline import FastAPIOffline
 
 from llmserver_common.errors import install_error_handlers
 from llmserver_common.openapi import install_openapi
-from llmserver_gateway.fastpath import GenerationFastPath
 from llmserver_gateway.localdocs_routes import BODY_MODELS as LOCALDOCS_BODY_MODELS
 from llmserver_gateway.localdocs_routes import router as localdocs_router
 from llmserver_gateway.metrics import GatewayMetrics, MetricsMiddleware
@@ -26,7 +25,7 @@ from llmserver_gateway.router import BODY_MODELS, ClientGone, router
 from llmserver_gateway.security import APIKeyMiddleware
 from llmserver_gateway.service import GatewayService
 from llmserver_gateway.settings import GatewaySettings
-from llmserver_gateway.upstream_http import UpstreamClient, UpstreamTransport
+from llmserver_gateway.upstream_client import upstream_client
 from llmserver_gateway.web import install_web
 
 logger = logging.getLogger(__name__)
@@ -50,38 +49,12 @@ def _bearer_auth(document: dict[str, Any]) -> None:
             operation["security"] = [{"bearer": []}]
 
 
-# Many concurrent streams are normal; connections to the replicas are kept alive.
-_MAX_CONNECTIONS = 1000
-_MAX_KEEPALIVE_CONNECTIONS = 100
-
-
 def create_app(
     settings: GatewaySettings, transport: httpx.AsyncBaseTransport | None = None
 ) -> FastAPI:
     """Build the gateway. `transport` replaces the network in unit tests (fake upstreams)."""
     settings.warn_if_exposed()
-    if transport is None:
-        transport = UpstreamTransport(
-            max_connections=_MAX_CONNECTIONS,
-            max_keepalive_connections=_MAX_KEEPALIVE_CONNECTIONS,
-            # Below uvicorn's 5 s keep-alive: a connection the upstream is about to close is
-            # not reused.
-            keepalive_expiry_s=4.0,
-            # https upstreams. Upstreams are internal addresses: never send them through a proxy
-            # from the env.
-            fallback=httpx.AsyncHTTPTransport(
-                limits=httpx.Limits(
-                    max_connections=_MAX_CONNECTIONS,
-                    max_keepalive_connections=_MAX_KEEPALIVE_CONNECTIONS,
-                ),
-                trust_env=False,
-            ),
-        )
-    client = UpstreamClient(
-        transport=transport,
-        trust_env=False,
-        timeout=httpx.Timeout(settings.inference_timeout_s, connect=settings.connect_timeout_s),
-    )
+    client = upstream_client(settings, transport)
     pool = ReplicaPool(settings.inference_urls, dns_refresh_s=settings.inference_dns_refresh_s)
     metrics = GatewayMetrics()
     service = GatewayService(settings, client, pool, metrics)
@@ -140,13 +113,6 @@ def create_app(
     )
 
     # Added innermost first: the last one added wraps all the others.
-    app.add_middleware(
-        GenerationFastPath,
-        fastapi_app=app,
-        router=router,
-        paths=["/v1/chat/completions", "/v1/completions", "/v1/embeddings"],
-        service=service,
-    )
     if settings.api_key is not None:
         app.add_middleware(APIKeyMiddleware, api_key=settings.api_key.get_secret_value())
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from llmserver_common.errors import error_body
-from llmserver_gateway.service import HTTPX_ERRORS
+from llmserver_gateway.upstream_client import HTTPX_ERRORS
 
 logger = logging.getLogger(__name__)
 

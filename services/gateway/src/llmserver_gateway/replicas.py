@@ -15,14 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-# Every exception httpx raises for a request: HTTPError does not cover them all (InvalidURL,
-# CookieConflict and the stream-state errors are separate), and none may become a 500.
-HTTPX_ERRORS: tuple[type[Exception], ...] = (
-    httpx.HTTPError,
-    httpx.InvalidURL,
-    httpx.CookieConflict,
-    httpx.StreamError,
-)
+from llmserver_gateway.upstream_client import HTTPX_ERRORS
 
 logger = logging.getLogger(__name__)
 

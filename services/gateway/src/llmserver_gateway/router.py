@@ -17,8 +17,10 @@ from llmserver_common.openai_api import EVENT_STREAM
 from llmserver_common.openapi import error_responses, json_body
 from llmserver_common.routing import answer_other_methods
 from llmserver_gateway.bodies import check_max_tokens, parse_json_object, read_body, validate
+from llmserver_gateway.forwarding import UpstreamErrorAnswer, upstream_error_response
 from llmserver_gateway.relay import StreamRelay
 from llmserver_gateway.replicas import Replica
+from llmserver_gateway.retrieval import Retrieval, inject_context, last_user_message
 from llmserver_gateway.schemas import (
     ChatCompletion,
     ChatCompletionRequest,
@@ -31,14 +33,7 @@ from llmserver_gateway.schemas import (
     ModelList,
     UpstreamHealth,
 )
-from llmserver_gateway.service import (
-    GatewayService,
-    Retrieval,
-    UpstreamErrorAnswer,
-    inject_context,
-    last_user_message,
-    upstream_error_response,
-)
+from llmserver_gateway.service import GatewayService
 
 logger = logging.getLogger(__name__)
 
