@@ -18,6 +18,7 @@ from llmserver_common.openapi import install_openapi
 from llmserver_gateway.localdocs_routes import BODY_MODELS as LOCALDOCS_BODY_MODELS
 from llmserver_gateway.localdocs_routes import router as localdocs_router
 from llmserver_gateway.metrics import GatewayMetrics, MetricsMiddleware
+from llmserver_gateway.model_routes import router as model_router
 from llmserver_gateway.openai_retrieval_routes import router as openai_retrieval_router
 from llmserver_gateway.replicas import ReplicaPool
 from llmserver_gateway.rerank_routes import router as rerank_router
@@ -98,6 +99,7 @@ def create_app(
         return Response(status_code=499)
 
     app.add_exception_handler(ClientGone, client_gone)
+    app.include_router(model_router)  # first: POST on /v1/models/{name}/load, /unload
     app.include_router(router)
     app.include_router(localdocs_router)
     app.include_router(openai_retrieval_router)

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from llmserver_common.errors import install_error_handlers
 from llmserver_common.openapi import install_openapi
 from llmserver_inference.catalog import ModelCatalog
+from llmserver_inference.lifecycle.router import router as lifecycle_router
 from llmserver_inference.models import ModelManager
 from llmserver_inference.rerank.router import router as rerank_router
 from llmserver_inference.router import router
@@ -48,10 +49,12 @@ def create_app(settings: InferenceSettings) -> FastAPI:
         if settings.preload_defaults:
             names += [settings.default_chat_model, settings.default_embedding_model]
         task = asyncio.create_task(_preload(service, names))
+        expiry = asyncio.create_task(models.run_idle_expiry())
         try:
             yield
         finally:
             task.cancel()
+            expiry.cancel()
             await models.close()
 
     app = FastAPI(
@@ -64,6 +67,8 @@ def create_app(settings: InferenceSettings) -> FastAPI:
     app.state.models = models
     app.state.service = service
     install_error_handlers(app)
+    # Before the main router, whose /v1/models/{name} answers 405 to POST on these paths.
+    app.include_router(lifecycle_router)
     app.include_router(router)
     app.include_router(rerank_router)
     install_openapi(app)

@@ -1,4 +1,5 @@
-"""Loaded models: loaded on first use and kept, within a memory budget, LRU unloaded first."""
+"""Loaded models: loaded on first use (or through the lifecycle API) and kept, within a memory
+budget, LRU unloaded first; a model with an idle TTL unloads itself once idle that long."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ class LoadedChatModel:
     templater: ChatTemplater
     size_bytes: int
     last_used: float = field(default_factory=time.monotonic)
+    # Idle seconds before it unloads itself; None: kept until the budget needs the room.
+    ttl_s: int | None = None
 
     @property
     def context_length(self) -> int:
@@ -39,6 +42,8 @@ class LoadedEmbeddingModel:
     engine: EmbeddingEngine
     size_bytes: int
     last_used: float = field(default_factory=time.monotonic)
+    # Idle seconds before it unloads itself; None: kept until the budget needs the room.
+    ttl_s: int | None = None
 
     @property
     def context_length(self) -> int:
@@ -142,6 +147,7 @@ class ModelManager:
             logger.info(
                 "loaded %s (%s) in %.1fs", entry.name, entry.kind, time.monotonic() - started
             )
+            loaded.ttl_s = self.settings.model_ttl_s
             self._loaded[entry.filename] = loaded
             future.set_result(loaded)
         except Exception as exc:
@@ -218,6 +224,66 @@ class ModelManager:
                 return
             victim = min(idle, key=lambda m: m.last_used)
             await self.unload(victim.entry.filename)
+
+    def resolve_installed(self, name: str) -> ModelEntry:
+        entry = self.catalog.resolve(name)
+        if entry is None:
+            raise model_not_found(name, self.catalog.installed_names())
+        return entry
+
+    async def load(self, entry: ModelEntry, ttl_s: int | None) -> LoadedModel:
+        """Loads (or keeps) the model with this idle TTL; None: the service's default."""
+        loaded = await self.get(entry)
+        loaded.ttl_s = ttl_s if ttl_s is not None else self.settings.model_ttl_s
+        loaded.last_used = time.monotonic()
+        return loaded
+
+    async def unload_idle(self, entry: ModelEntry) -> bool:
+        """Unloads the model unless it is in use (409); False when it was not loaded."""
+        if entry.filename in self._loading:
+            raise APIError(
+                409,
+                f"The model '{entry.name}' is loading; unload it once it is loaded.",
+                param="model",
+                code="model_loading",
+            )
+        loaded = self._loaded.get(entry.filename)
+        if loaded is None:
+            return False
+        if loaded.engine.busy:
+            raise APIError(
+                409,
+                f"The model '{entry.name}' is in use; unload it once its requests are done.",
+                param="model",
+                code="model_busy",
+            )
+        await self.unload(entry.filename)
+        return True
+
+    def idle_seconds_left(self, loaded: LoadedModel) -> float | None:
+        if loaded.ttl_s is None or loaded.engine.busy:
+            return None
+        return max(0.0, loaded.last_used + loaded.ttl_s - time.monotonic())
+
+    async def expire_idle(self) -> None:
+        """Unloads the models idle past their TTL; a busy model's idle time starts again."""
+        now = time.monotonic()
+        for filename, loaded in list(self._loaded.items()):
+            if loaded.ttl_s is None:
+                continue
+            if loaded.engine.busy:
+                loaded.last_used = now
+            elif now - loaded.last_used >= loaded.ttl_s:
+                logger.info("%s idle for %ds (its TTL)", loaded.entry.name, loaded.ttl_s)
+                await self.unload(filename)
+
+    async def run_idle_expiry(self, interval_s: float = 0.5) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.expire_idle()
+            except Exception:
+                logger.exception("idle model expiry failed")
 
     async def unload(self, filename: str) -> None:
         loaded = self._loaded.pop(filename, None)

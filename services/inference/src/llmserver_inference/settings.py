@@ -61,6 +61,9 @@ class InferenceSettings(BaseSettings):
 
     # Loaded models are kept within this budget (approximated by file size); LRU unloaded first.
     memory_budget_bytes: int = Field(8 * 1024**3, ge=0)
+    # Idle seconds before a loaded model unloads itself (Ollama's keep_alive, LM Studio's TTL);
+    # None: kept until the budget needs the room. A load through the API may set its own.
+    model_ttl_s: int | None = Field(None, ge=1)
 
     @field_validator("preload", mode="before")
     @classmethod
