@@ -28,6 +28,7 @@ from weaviate.collections import Collection as WeaviateCollection
 from llmserver_common import docstore
 from llmserver_common.docstore import FileRecord
 from llmserver_common.errors import APIError, invalid_request
+from llmserver_localdocs.rerank import rerank_references
 from llmserver_localdocs.settings import LocalDocsSettings
 
 logger = logging.getLogger(__name__)
@@ -553,6 +554,8 @@ class LocalDocsService:
         if k is not None and k > self.settings.search_max_k:
             raise invalid_request(f"k is at most {self.settings.search_max_k}.", param="k")
         limit = k or self.settings.search_k
+        rerank_model = self.settings.rerank_model
+        fetched = max(limit, self.settings.rerank_candidates) if rerank_model else limit
         names = list(dict.fromkeys(collections)) if collections else await self.get_active()
         if not names:
             return []
@@ -569,9 +572,13 @@ class LocalDocsService:
             references.extend(
                 await self._in_weaviate(
                     lambda chunks, v=vector, g=group: docstore.hybrid_search(
-                        chunks, query, v, g, k=limit, alpha=self.settings.search_alpha
+                        chunks, query, v, g, k=fetched, alpha=self.settings.search_alpha
                     )
                 )
             )
         references.sort(key=lambda ref: ref["score"] or 0.0, reverse=True)
+        if rerank_model:
+            return await rerank_references(
+                self.http, rerank_model, query, references[:fetched], limit
+            )
         return references[:limit]

@@ -30,6 +30,11 @@ class LocalDocsSettings(DocumentServiceSettings):
     search_alpha: float = Field(default=0.7, ge=0.0, le=1.0)
     search_k: int = Field(default=3, ge=1, le=100)
     search_max_k: int = Field(default=50, ge=1, le=1000)
+    # Opt-in rerank stage: the top rerank_candidates hybrid hits reordered by the inference
+    # service's /v1/rerank with this model (an embedding model: cosine of query and snippet).
+    # Off by default; bench_retrieval.py measures it (its rerank rows).
+    rerank_model: str | None = None
+    rerank_candidates: int = Field(default=20, ge=1, le=1000)
     max_paths_per_request: int = Field(default=100, ge=1)
     # Seconds between automatic rescans of every collection (changed and removed files); 0: off.
     rescan_interval_s: float = Field(default=300.0, ge=0)
