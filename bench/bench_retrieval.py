@@ -11,7 +11,11 @@ evidence). Reported: recall@1, recall@3 and MRR (within the top --k) for
 - the product: POST /v1/localdocs/search (hybrid search as configured),
 - baselines measured in the same run on the same chunks: BM25 alone, and vectors alone (the
   query embedded by the same model), straight from Weaviate;
-- hybrid search at other fusion weights (--alphas), to tune LOCALDOCS_SEARCH_ALPHA.
+- hybrid search at other fusion weights (--alphas), to tune LOCALDOCS_SEARCH_ALPHA;
+- the rerank stage (LOCALDOCS_RERANK_MODEL): the top N hybrid hits (--rerank-candidates, at the
+  API's alpha) reordered by inference's POST /v1/rerank, as localdocs does it.
+
+Search cost: mean milliseconds per question of the hybrid search and of hybrid + rerank.
 
 Also indexing throughput (chunks/s), so a better chunking can be checked against its cost.
 Starts its own stack (bench_stack.py). Prints a table and writes bench/results/retrieval.json.
@@ -37,6 +41,8 @@ from bench_stack import localdocs_services
 from weaviate.classes.query import Filter
 
 from llmserver_common import docstore
+from llmserver_localdocs.rerank import rerank_text
+from llmserver_localdocs.settings import LocalDocsSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA = REPO_ROOT / "bench" / "retrieval"
@@ -59,8 +65,10 @@ def answers(question: dict[str, Any], reference: dict[str, Any]) -> bool:
 
 
 def score(questions: list[dict[str, Any]], search: Search) -> dict[str, Any]:
-    """recall@1, recall@3 and MRR of one way of searching, and the rank per question."""
+    """recall@1, recall@3 and MRR of one way of searching, the rank per question, and the mean
+    milliseconds a search took."""
     ranks: list[int | None] = []
+    started = time.perf_counter()
     for question in questions:
         results = search(question["q"])
         rank = next((i + 1 for i, ref in enumerate(results) if answers(question, ref)), None)
@@ -70,6 +78,7 @@ def score(questions: list[dict[str, Any]], search: Search) -> dict[str, Any]:
         "recall@1": sum(1 for r in ranks if r == 1) / count,
         "recall@3": sum(1 for r in ranks if r is not None and r <= 3) / count,
         "mrr": sum(1 / r for r in ranks if r is not None) / count,
+        "ms_per_search": (time.perf_counter() - started) * 1000 / count,
         "ranks": ranks,
     }
 
@@ -151,6 +160,22 @@ def run(urls: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
 
                 return search
 
+            def reranked(candidates: int) -> Search:
+                alpha = LocalDocsSettings().search_alpha  # the API's fusion weight
+
+                def search(query: str) -> list[dict[str, Any]]:
+                    hits = docstore.hybrid_search(
+                        chunks, query, embed(query), [name], k=candidates, alpha=alpha
+                    )
+                    reply = inference.post(
+                        "/v1/rerank",
+                        json={"query": query, "documents": [rerank_text(h) for h in hits]},
+                    )
+                    reply.raise_for_status()
+                    return [hits[r["index"]] for r in reply.json()["results"]][: args.k]
+
+                return search
+
             result = {
                 "questions": len(questions),
                 "indexing": indexing,
@@ -159,6 +184,8 @@ def run(urls: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
                 "vectors": score(questions, vectors),
                 # The fusion weight, tried on the same chunks (the API uses the setting).
                 "alpha": {str(a): score(questions, hybrid(a)) for a in args.alphas},
+                # The rerank stage on the same chunks, over this many hybrid candidates.
+                "rerank": {str(n): score(questions, reranked(n)) for n in args.rerank_candidates},
             }
         finally:
             client.close()
@@ -172,17 +199,17 @@ def print_table(result: dict[str, Any], questions: list[dict[str, Any]]) -> None
         f"{result['questions']} questions over {index['files']} files, {index['chunks']} chunks "
         f"(indexed at {index['chunks_per_s']:.1f} chunks/s)"
     )
-    print(f"{'search':<28}{'recall@1':>10}{'recall@3':>10}{'MRR':>8}")
+    print(f"{'search':<34}{'recall@1':>10}{'recall@3':>10}{'MRR':>8}{'ms/search':>11}")
     for key, label in (
         ("api", "/v1/localdocs/search"),
         ("bm25", "baseline: BM25 alone"),
         ("vectors", "baseline: vectors alone"),
     ):
-        row = result[key]
-        print(f"{label:<28}{row['recall@1']:>10.3f}{row['recall@3']:>10.3f}{row['mrr']:>8.3f}")
+        _print_row(label, result[key])
     for alpha, row in result["alpha"].items():
-        label = f"hybrid, alpha {alpha}"
-        print(f"{label:<28}{row['recall@1']:>10.3f}{row['recall@3']:>10.3f}{row['mrr']:>8.3f}")
+        _print_row(f"hybrid, alpha {alpha}", row)
+    for candidates, row in result["rerank"].items():
+        _print_row(f"hybrid top {candidates} + rerank", row)
     missed = [
         (q["q"], rank)
         for q, rank in zip(questions, result["api"]["ranks"], strict=True)
@@ -190,6 +217,13 @@ def print_table(result: dict[str, Any], questions: list[dict[str, Any]]) -> None
     ]
     for text, rank in missed:
         print(f"  not in the top 3 ({'rank ' + str(rank) if rank else 'not found'}): {text}")
+
+
+def _print_row(label: str, row: dict[str, Any]) -> None:
+    print(
+        f"{label:<34}{row['recall@1']:>10.3f}{row['recall@3']:>10.3f}{row['mrr']:>8.3f}"
+        f"{row['ms_per_search']:>11.1f}"
+    )
 
 
 def main() -> int:
@@ -202,6 +236,13 @@ def main() -> int:
         nargs="*",
         default=[0.3, 0.5, 0.7],
         help="fusion weights to try on the same chunks (0 = BM25 only, 1 = vectors only)",
+    )
+    parser.add_argument(
+        "--rerank-candidates",
+        type=int,
+        nargs="*",
+        default=[10, 20],
+        help="hybrid hits reranked by POST /v1/rerank (the rerank stage's rows)",
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")

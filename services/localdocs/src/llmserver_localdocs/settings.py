@@ -32,7 +32,8 @@ class LocalDocsSettings(DocumentServiceSettings):
     search_max_k: int = Field(default=50, ge=1, le=1000)
     # Opt-in rerank stage: the top rerank_candidates hybrid hits reordered by the inference
     # service's /v1/rerank with this model (an embedding model: cosine of query and snippet).
-    # Off by default; bench_retrieval.py measures it (its rerank rows).
+    # Off by default: bench_retrieval.py measured no gain (top 20 reranked by MiniLM: recall@3
+    # 0.965, recall@1 0.825, MRR 0.897 against 0.965 / 0.842 / 0.895) for ~70x the search time.
     rerank_model: str | None = None
     rerank_candidates: int = Field(default=20, ge=1, le=1000)
     max_paths_per_request: int = Field(default=100, ge=1)
