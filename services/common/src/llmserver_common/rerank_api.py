@@ -4,9 +4,9 @@ service, which answers it."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
 from llmserver_common.openai_api import ModelName, integer
 
@@ -23,13 +23,25 @@ class RerankDocument(BaseModel):
     text: Text
 
 
+def _document_kind(value: Any) -> str:
+    return "text" if isinstance(value, str) else "object"
+
+
+# A string or a {text} object; tagged so that an error names the field itself
+# ("documents.2.text"), not each member of the union it tried.
+Document = Annotated[
+    Annotated[Text, Tag("text")] | Annotated[RerankDocument, Tag("object")],
+    Discriminator(_document_kind),
+]
+
+
 class RerankRequest(BaseModel):
     # Unknown fields are ignored, as everywhere in the API; types are strict.
     model_config = ConfigDict(extra="ignore", strict=True)
 
     model: ModelName
     query: Text = Field(description="What the documents are ranked against; not blank.")
-    documents: list[Text | RerankDocument] = Field(
+    documents: list[Document] = Field(
         min_length=1,
         max_length=MAX_DOCUMENTS,
         description=f"1 to {MAX_DOCUMENTS} documents: strings or {{text}} objects, each at most "
