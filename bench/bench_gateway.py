@@ -6,7 +6,8 @@
 Measures, alternating direct and gateway calls so both see the same machine load:
 - streamed generation: tokens/s through the gateway / tokens/s direct (goal >= 0.97);
 - small non-streamed requests (GET /v1/models, chat with max_tokens=1): p50 latency added by the
-  gateway, in ms (goal <= 3 ms).
+  gateway, in ms (goal <= 3 ms), and the gateway's CPU ms per request (steady on a busy machine,
+  where wall-clock latencies are not).
 Prints a table and writes bench/results/gateway.json.
 """
 
@@ -147,6 +148,7 @@ def run(inference_url: str, gateway_url: str) -> dict[str, Any]:
                 (cpu_after - cpu_before) * 1000 / MODELS_ITERATIONS
             )
         chat = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
+        cpu_before = gateway_cpu_seconds(gateway_client, gateway_url)
         direct_chat, gateway_chat = alternate(
             lambda: latency_ms(
                 lambda: direct_client.post(f"{inference_url}/v1/chat/completions", json=chat)
@@ -156,6 +158,11 @@ def run(inference_url: str, gateway_url: str) -> dict[str, Any]:
             ),
             CHAT_ITERATIONS,
         )
+        cpu_after = gateway_cpu_seconds(gateway_client, gateway_url)
+        if cpu_before is not None and cpu_after is not None:
+            results["gateway_cpu_ms_per_chat_request"] = (
+                (cpu_after - cpu_before) * 1000 / CHAT_ITERATIONS
+            )
         for name, direct_values, gateway_values, iterations in (
             ("models", direct_models, gateway_models, MODELS_ITERATIONS),
             ("chat_max_tokens_1", direct_chat, gateway_chat, CHAT_ITERATIONS),
@@ -201,6 +208,9 @@ def print_table(results: dict[str, Any]) -> None:
     if "gateway_cpu_ms_per_models_request" in results:
         cpu = results["gateway_cpu_ms_per_models_request"]
         rows.append(("gateway CPU ms per /v1/models", "", f"{cpu:.2f}", "", "", ""))
+    if "gateway_cpu_ms_per_chat_request" in results:
+        cpu = results["gateway_cpu_ms_per_chat_request"]
+        rows.append(("gateway CPU ms per 1-token chat", "", f"{cpu:.2f}", "", "", ""))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         logger.info("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
