@@ -16,6 +16,7 @@ logger = logging.getLogger("bench")
 BENCH_DIR = Path(__file__).resolve().parent
 ORDER = [
     "bench_inference.py",
+    "bench_prompt_cache.py",
     "bench_gateway.py",
     "bench_localdocs.py",
     "bench_retrieval.py",
