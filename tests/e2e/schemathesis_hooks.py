@@ -10,7 +10,8 @@ that was generated invalid (a negative case keeps its invalid part):
   are attached again before one is taken out, so that taking it out is valid;
 - detokenize asks for token ids every vocabulary has;
 - collections that existed before the run (other tests' data) are never changed or deleted:
-  a request naming one in its path names a collection that does not exist instead.
+  a request naming one in its path names a collection that does not exist instead;
+- loaded models are never unloaded (other modules use them): an unload names an absent model.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
         and params.get("name") in _protected_collections()
     ):
         params["name"] = f"fuzz-absent-{params['name']}"[:64]
+    if template == "/v1/models/{name}/unload" and params and params.get("name"):
+        params["name"] = f"fuzz-absent-{params['name']}"
     if template in GENERATION_PATHS and isinstance(body, dict):
         for name in ("max_tokens", "max_completion_tokens"):
             value = body.get(name)
