@@ -9,8 +9,12 @@ that was generated invalid (a negative case keeps its invalid part):
   schema cannot know which folders exist there); a positive new collection gets both, and both
   are attached again before one is taken out, so that taking it out is valid;
 - detokenize asks for token ids every vocabulary has;
-- collections that existed before the run (other tests' data) are never changed or deleted:
-  a request naming one in its path names a collection that does not exist instead;
+- chat tools (positive cases) get distinct names, a small parameters schema (a schema cannot
+  say that `parameters` must itself be a valid JSON Schema of an object), and a named
+  tool_choice names one of them;
+- collections, vector stores and files that existed before the run (other tests' data) are
+  never changed or deleted: a request naming one in its path names one that does not exist;
+- a Responses request asks for at most SMALL_MAX_TOKENS output tokens;
 - loaded models are never unloaded (other modules use them): an unload names an absent model.
 """
 
@@ -32,6 +36,23 @@ PATH_BODIES = {"/v1/localdocs/collections", "/v1/localdocs/collections/{name}/pa
 SMALL_VOCABULARY = 200
 
 
+FUZZ_TOOL_PARAMETERS = {"type": "object", "properties": {"q": {"type": "string"}}}
+
+
+def _valid_tools(body: dict[str, Any]) -> None:
+    """Distinct tool names, small valid parameter schemas, a named choice among them."""
+    names = []
+    for index, tool in enumerate(body["tools"]):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(function, dict):
+            function["name"] = f"fuzz_{index}"
+            function["parameters"] = FUZZ_TOOL_PARAMETERS
+            names.append(function["name"])
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and isinstance(choice.get("function"), dict) and names:
+        choice["function"]["name"] = names[0]
+
+
 def _positive(case: Any) -> bool:
     meta = case.meta
     return meta is None or meta.generation.mode.is_positive
@@ -41,8 +62,28 @@ def _fuzz_folders() -> list[str]:
     return [os.environ["FUZZ_FOLDER_A"], os.environ["FUZZ_FOLDER_B"]]
 
 
-def _protected_collections() -> set[str]:
-    return {name for name in os.environ.get("FUZZ_PROTECTED_COLLECTIONS", "").split(",") if name}
+def _protected(variable: str) -> set[str]:
+    return {name for name in os.environ.get(variable, "").split(",") if name}
+
+
+# Path parameters naming other tests' data, and the variable listing it (test_openapi_contract).
+PROTECTED_PARAMETERS = {
+    "name": "FUZZ_PROTECTED_COLLECTIONS",
+    "vector_store_id": "FUZZ_PROTECTED_COLLECTIONS",  # a vector store is a collection
+    "file_id": "FUZZ_PROTECTED_FILES",
+}
+
+
+def _spare_protected(case: Any) -> None:
+    """A request that would change another test's data names an absent one instead."""
+    params = case.path_parameters
+    if case.method.upper() == "GET" or not params:
+        return
+    for name, variable in PROTECTED_PARAMETERS.items():
+        value = params.get(name)
+        if isinstance(value, str) and value in _protected(variable):
+            # Same prefix (the id patterns), another id.
+            params[name] = value[:-4] + "0fff" if value[-4:] != "0fff" else value[:-4] + "1fff"
 
 
 @schemathesis.hook
@@ -54,12 +95,18 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
         template.startswith("/v1/localdocs/collections/{name}")
         and case.method.upper() != "GET"
         and params
-        and params.get("name") in _protected_collections()
+        and params.get("name") in _protected("FUZZ_PROTECTED_COLLECTIONS")
     ):
         params["name"] = f"fuzz-absent-{params['name']}"[:64]
-    if template == "/v1/models/{name}/unload" and params and params.get("name"):
+    elif template.startswith(("/v1/vector_stores/", "/v1/files/")):
+        _spare_protected(case)
+    elif template == "/v1/models/{name}/unload" and params and params.get("name"):
         params["name"] = f"fuzz-absent-{params['name']}"
-    if template in GENERATION_PATHS and isinstance(body, dict):
+    if template == "/v1/responses" and isinstance(body, dict):
+        value = body.get("max_output_tokens")
+        if value is None or _integral(value) and value > SMALL_MAX_TOKENS:
+            body["max_output_tokens"] = SMALL_MAX_TOKENS
+    elif template in GENERATION_PATHS and isinstance(body, dict):
         for name in ("max_tokens", "max_completion_tokens"):
             value = body.get(name)
             if _integral(value) and value > SMALL_MAX_TOKENS:
@@ -70,6 +117,8 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
             body["n"] = SMALL_N
         if isinstance(body.get("prompt"), list) and _positive(case):
             body["prompt"] = body["prompt"][:SMALL_N]
+        if isinstance(body.get("tools"), list) and _positive(case):
+            _valid_tools(body)
     elif template == "/v1/embeddings" and isinstance(body, dict):
         if isinstance(body.get("input"), list) and _positive(case):
             body["input"] = body["input"][:SMALL_BATCH]
