@@ -141,6 +141,20 @@ def test_the_same_prompt_again_evaluates_one_token() -> None:
     assert decoded == 1 + GREEDY.max_tokens - 1
 
 
+def test_a_request_with_a_seed_evaluates_its_whole_prompt() -> None:
+    engine = new_engine(prompt_cache=True, slots=1)
+    seeded = SamplingParams(temperature=1.2, seed=1234, max_tokens=8)
+    try:
+        prompt = tokenize(engine.vocab, TURN_1, True, True)
+        generate(engine, prompt)  # the prompt is in the cache now
+        first, cached_first = generate(engine, prompt, seeded)
+        again, cached_again = generate(engine, prompt, seeded)
+    finally:
+        engine.close()
+    assert cached_first == cached_again == 0
+    assert again == first
+
+
 def test_choices_of_a_cached_prompt_copy_the_leader() -> None:
     engine = new_engine(prompt_cache=True, slots=4)
     try:

@@ -174,8 +174,11 @@ class ChatEngine:
                 request.sampler.free()
                 continue
             leader = self._pending_leader(request)
-            # A choice that will copy its leader's cache reuses nothing of its own.
-            wanted = request.prompt_tokens if self.prompt_cache and leader is None else None
+            # A choice that will copy its leader's cache reuses nothing of its own. Nor does a
+            # request with a seed: a reused prefix was evaluated in other batches, whose sums
+            # round differently, and a seed promises the same answer to the same request.
+            reuse_wanted = self.prompt_cache and leader is None and request.params.seed is None
+            wanted = request.prompt_tokens if reuse_wanted else None
             slot, reuse = choose_slot(free, wanted)
             slot.reset(request, self._keep_prefix(slot, reuse))
             if leader is not None:
