@@ -313,10 +313,10 @@ def test_adding_then_removing_a_path_through_the_gateway(
     # The folder itself is untouched: only the index forgot it.
     assert (removed / "gone.txt").exists()
 
-    for params, code in (
-        ({"path": str(removed)}, "path_not_in_collection"),
-        ({"path": str(kept)}, "last_path"),
+    for params, status, code in (
+        ({"path": str(removed)}, 404, "path_not_in_collection"),
+        ({"path": str(kept)}, 409, "last_path"),
     ):
         reply = docs.client.delete(f"/v1/localdocs/collections/{docs.name}/paths", params=params)
-        assert reply.status_code == 400, reply.text
+        assert reply.status_code == status, reply.text
         assert reply.json()["error"]["code"] == code

@@ -1,14 +1,15 @@
 """The OpenAPI documents are the contract: schemathesis checks the running services against them.
 
-`st run` (schemathesis's CLI) against the gateway's /openapi.json and the inference service's,
+`st run` (schemathesis's CLI) against the gateway's /openapi.json and those of the inference
+and localdocs services,
 with every check on: no 5xx, no undocumented status, content type or header, no schema-valid
 request refused, no schema-violating request accepted, every response matching its schema,
 405 with the right Allow for other methods, and (stateful phase) a resource readable after it is
 created and gone after it is deleted. Bounded: a fixed seed, a few examples per operation,
 and the hooks in schemathesis_hooks.py keep every generation at a few tokens.
 
-Around the run: the LocalDocs state the fuzzing changes (collections it creates, the active
-set) is put back, so the modules after this one see the stack as it was.
+Around the run: the LocalDocs state the fuzzing changes (collections, vector stores and files it
+creates, the active set) is put back, so the modules after this one see the stack as it was.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -49,21 +51,45 @@ def fuzz_folders(stack: Stack) -> tuple[Path, Path]:
     return folders
 
 
-@pytest.fixture(scope="module")
+def _ids(client: httpx.Client, path: str) -> set[str]:
+    """Every id of an OpenAI list (cursor pages)."""
+    ids: set[str] = set()
+    params: dict[str, Any] = {"limit": 100}
+    while True:
+        page = client.get(path, params=params)
+        page.raise_for_status()
+        body = page.json()
+        ids.update(item["id"] for item in body["data"])
+        if not body.get("has_more"):
+            return ids
+        params["after"] = body["last_id"]
+
+
+@pytest.fixture
 def localdocs_restored(stack: Stack) -> Iterator[None]:
-    """Collections created by the fuzzing are deleted and the active set put back afterwards;
-    those that existed before are left as they were."""
+    """Collections, vector stores and files created by the fuzzing are deleted and the active
+    set put back afterwards; those that existed before are left as they were."""
     base = stack.url("gateway")
     with httpx.Client(base_url=base, timeout=30) as client:
         before = {c["name"] for c in client.get("/v1/localdocs/collections").json()["data"]}
+        stores = _ids(client, "/v1/vector_stores")
+        files = _ids(client, "/v1/files")
         active = client.get("/v1/localdocs/active").json()
-        # Other modules' collections: the hooks keep the fuzzing from changing or deleting them.
+        # Other modules' data: the hooks keep the fuzzing from changing or deleting it.
         os.environ["FUZZ_PROTECTED_COLLECTIONS"] = ",".join(sorted(before))
+        os.environ["FUZZ_PROTECTED_FILES"] = ",".join(sorted(files))
         try:
             yield
         finally:
             os.environ.pop("FUZZ_PROTECTED_COLLECTIONS", None)
+            os.environ.pop("FUZZ_PROTECTED_FILES", None)
         client.put("/v1/localdocs/active", json=active).raise_for_status()
+        for store_id in _ids(client, "/v1/vector_stores") - stores:
+            client.delete(f"/v1/vector_stores/{store_id}").raise_for_status()
+        for file_id in _ids(client, "/v1/files") - files:
+            client.delete(f"/v1/files/{file_id}").raise_for_status()
+        assert _ids(client, "/v1/vector_stores") == stores
+        assert _ids(client, "/v1/files") == files
         for collection in client.get("/v1/localdocs/collections").json()["data"]:
             if collection["name"] not in before:
                 client.delete(f"/v1/localdocs/collections/{collection['name']}")
@@ -133,4 +159,12 @@ def test_inference_answers_as_its_openapi_document_says(
     stack: Stack, fuzz_folders: tuple[Path, Path], tmp_path: Path
 ) -> None:
     failures = run_schemathesis(f"{stack.url('inference')}/openapi.json", fuzz_folders, tmp_path)
+    assert not failures, failures
+
+
+@pytest.mark.local_only("the localdocs service is not published by the compose stack")
+def test_localdocs_answers_as_its_openapi_document_says(
+    stack: Stack, fuzz_folders: tuple[Path, Path], localdocs_restored: None, tmp_path: Path
+) -> None:
+    failures = run_schemathesis(f"{stack.url('localdocs')}/openapi.json", fuzz_folders, tmp_path)
     assert not failures, failures

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from gateway_fakes import Upstreams, assert_envelope, chat_body
 
-from llmserver_common import localdocs_api
+from llmserver_common import localdocs_api, openai_retrieval_api
 from llmserver_common.openai_api import EmbeddingRequest
 from llmserver_common.openapi import ERROR_STATUSES
 from llmserver_gateway.schemas import ChatCompletionRequest
@@ -224,3 +224,62 @@ def test_docs_render_offline(gateway: Gateway) -> None:
     assert assets and all(asset.startswith("/") for asset in assets), assets
     for asset in assets:
         assert client.get(asset).status_code == 200, asset
+
+
+RETRIEVAL_BODIES = {
+    ("post", "/v1/vector_stores"): openai_retrieval_api.CreateVectorStoreRequest,
+    ("post", "/v1/vector_stores/{vector_store_id}"): openai_retrieval_api.ModifyVectorStoreRequest,
+    ("post", "/v1/vector_stores/{vector_store_id}/search"): (
+        openai_retrieval_api.VectorStoreSearchRequest
+    ),
+    ("post", "/v1/vector_stores/{vector_store_id}/files"): openai_retrieval_api.AttachFileRequest,
+    ("post", "/v1/vector_stores/{vector_store_id}/files/{file_id}"): (
+        openai_retrieval_api.UpdateFileRequest
+    ),
+    ("post", "/v1/vector_stores/{vector_store_id}/file_batches"): (
+        openai_retrieval_api.CreateBatchRequest
+    ),
+    ("post", "/v1/responses"): openai_retrieval_api.ResponsesRequest,
+}
+
+
+def test_openai_retrieval_routes_are_documented_with_localdocs_models(
+    document: dict[str, Any],
+) -> None:
+    """Files, Vector Stores and Responses: one operation each (no catch-all), the request
+    schemas the models localdocs validates with, the upload as multipart/form-data."""
+    documented = {
+        op for op in operations(document) if op[1].startswith(("/v1/files", "/v1/vector_stores"))
+    }
+    assert len(documented) == 20, sorted(documented)
+    for (method, path), model in RETRIEVAL_BODIES.items():
+        generated = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        generated.pop("$defs", None)
+        assert body_schema(document, method, path) == generated, path
+    upload = document["paths"]["/v1/files"]["post"]["requestBody"]["content"]
+    assert list(upload) == ["multipart/form-data"]
+    form = resolve(document, upload["multipart/form-data"]["schema"])
+    assert form["properties"]["file"]["format"] == "binary"
+    assert set(form["required"]) == {"file", "purpose"}
+    store = document["paths"]["/v1/vector_stores/{vector_store_id}"]["get"]
+    (parameter,) = store["parameters"]
+    assert parameter["schema"]["pattern"] == openai_retrieval_api.VECTOR_STORE_ID_PATTERN
+    answer = store["responses"]["200"]["content"]["application/json"]["schema"]
+    assert answer == {"$ref": "#/components/schemas/VectorStore"}
+    response = document["paths"]["/v1/responses"]["post"]["responses"]["200"]["content"]
+    assert set(response) == {"application/json", "text/event-stream"}
+
+
+def test_openai_retrieval_paths_refuse_bad_ids_and_other_methods(gateway: Gateway) -> None:
+    client = gateway()
+    for method, path, allow in [
+        ("PUT", "/v1/files", "GET, POST"),
+        ("PATCH", "/v1/vector_stores/vs_abc", "DELETE, GET, POST"),
+        ("GET", "/v1/responses", "POST"),
+    ]:
+        response = client.request(method, path)
+        assert_envelope(response, 405)
+        assert response.headers["allow"] == allow, (method, path)
+    response = client.get("/v1/vector_stores/not-a-store-id")
+    assert_envelope(response, 400)
+    assert response.json()["error"]["param"] == "vector_store_id"

@@ -88,7 +88,7 @@ def test_cursor_pages_follow_openai() -> None:
 def test_cursor_page_refuses_an_unknown_cursor() -> None:
     with pytest.raises(APIError) as refused:
         cursor_page(ITEMS, limit=2, order="asc", after="obj_9", before=None)
-    assert (refused.value.status_code, refused.value.param) == (400, "after")
+    assert (refused.value.status_code, refused.value.param) == (404, "after")
 
 
 def test_key_value_limits() -> None:

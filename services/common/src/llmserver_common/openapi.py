@@ -24,8 +24,10 @@ ERROR_STATUSES: dict[int, str] = {
     "(`code`: context_length_exceeded).",
     401: "The API key is on and the request carries no `Authorization: Bearer` key, or a wrong "
     "one.",
-    404: "Unknown model (`code`: model_not_found), collection or route.",
-    409: "The resource exists already.",
+    404: "Unknown model (`code`: model_not_found), collection, file, vector store, batch or "
+    "route, or a path that is not one of the collection's (`code`: path_not_in_collection).",
+    409: "The resource exists already, or the request does not fit its present state (taking "
+    "out a collection's last path: `code` last_path).",
     413: "The request body is larger than the limit.",
     429: "Too many requests wait for this model (`code`: queue_full); retry after `Retry-After` "
     "seconds.",
@@ -102,6 +104,33 @@ def json_body(model: type[BaseModel], description: str | None = None) -> dict[st
     if description:
         body["description"] = description
     return {"requestBody": body}
+
+
+def multipart_body(
+    model: type[BaseModel], filenames: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """`openapi_extra` for a route that reads a multipart/form-data body itself (an upload):
+    the model's schema (added to the components by finish_document), and for each file part
+    in `filenames` an example of the file name its Content-Disposition carries."""
+    body = json_body(model)
+    content = body["requestBody"]["content"]
+    media: dict[str, Any] = content.pop("application/json")
+    content["multipart/form-data"] = media
+    if filenames:
+        media["encoding"] = {
+            part: {
+                "headers": {
+                    "Content-Disposition": {
+                        "schema": {
+                            "type": "string",
+                            "example": f'form-data; name="{part}"; filename="{filename}"',
+                        }
+                    }
+                }
+            }
+            for part, filename in filenames.items()
+        }
+    return body
 
 
 def finish_document(

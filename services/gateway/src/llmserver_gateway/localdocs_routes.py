@@ -136,7 +136,7 @@ async def add_paths(name: Name, request: Request, service: ServiceDep) -> Respon
     return await _forward(request, service, f"{_COLLECTIONS}/{name}/paths", AddPathsRequest)
 
 
-@router.delete(_COLLECTIONS + "/{name}/paths", **_documented(Collection, 400, 404))
+@router.delete(_COLLECTIONS + "/{name}/paths", **_documented(Collection, 400, 404, 409))
 async def remove_paths(
     name: Name,
     request: Request,

@@ -10,8 +10,11 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from llmserver_common.errors import install_error_handlers
+from llmserver_common.openapi import install_openapi
 from llmserver_localdocs.openai_files.router import router as files_router
+from llmserver_localdocs.openai_files.schemas import FileUpload
 from llmserver_localdocs.responses.router import router as responses_router
+from llmserver_localdocs.responses.schemas import ResponseObject
 from llmserver_localdocs.router import router
 from llmserver_localdocs.service import LocalDocsService
 from llmserver_localdocs.settings import LocalDocsSettings
@@ -19,6 +22,13 @@ from llmserver_localdocs.vector_stores.router import router as vector_stores_rou
 from llmserver_localdocs.watching import watch_folders
 
 logger = logging.getLogger(__name__)
+
+_INTRO = (
+    "The LocalDocs service: collections of folders and files indexed for retrieval, their "
+    "search and the server-wide active set; OpenAI's Files, Vector Stores and Responses API "
+    "over the same collections. The gateway forwards /v1/localdocs/*, /v1/files*, "
+    "/v1/vector_stores* and /v1/responses here."
+)
 
 
 async def _rescan_periodically(service: LocalDocsService, interval_s: float) -> None:
@@ -61,4 +71,7 @@ def create_app(settings: LocalDocsSettings) -> FastAPI:
     app.include_router(files_router)
     app.include_router(vector_stores_router)
     app.include_router(responses_router)
+    # The upload's form and the Response object (answered as JSON or as events) are documented
+    # by hand; their schemas are added to the components here.
+    install_openapi(app, intro=_INTRO, body_models=[FileUpload, ResponseObject])
     return app

@@ -7,18 +7,17 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Awaitable, Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
 
 from llmserver_common.errors import APIError, invalid_request
+from llmserver_common.openai_retrieval_api import Order
 from llmserver_localdocs.service import unavailable
 
 REDIS_PREFIX = "llmserver:openai"
 
 T = TypeVar("T")
-
-Order = Literal["asc", "desc"]
 
 
 def new_id(prefix: str) -> str:
@@ -61,17 +60,18 @@ def cursor_page(
     before: str | None,
 ) -> dict[str, Any]:
     """One page of `items` (given oldest first, each with an `id`), as OpenAI lists: ordered by
-    creation, starting after the `after` id and ending before the `before` id."""
+    creation, starting after the `after` id and ending before the `before` id (404 naming the
+    cursor when it is no id of the list: the request is well formed, the object is not there)."""
     ordered = list(items) if order == "asc" else list(reversed(items))
     ids = [item["id"] for item in ordered]
     start, stop = 0, len(ordered)
     if after is not None:
         if after not in ids:
-            raise invalid_request(f"No object with id '{after}' in this list.", param="after")
+            raise not_found("object in this list", after, "after")
         start = ids.index(after) + 1
     if before is not None:
         if before not in ids:
-            raise invalid_request(f"No object with id '{before}' in this list.", param="before")
+            raise not_found("object in this list", before, "before")
         stop = ids.index(before)
     window = ordered[start:stop]
     if before is not None and after is None:

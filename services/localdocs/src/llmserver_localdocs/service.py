@@ -382,16 +382,22 @@ class LocalDocsService:
         for raw in paths:
             match = _listed_path(raw, current)
             if match is None:
-                raise invalid_request(
+                # 404: the path is no resource of this collection (the request itself is fine).
+                raise APIError(
+                    404,
                     f"'{raw}' is not a path of the collection '{name}'.",
+                    type="invalid_request_error",
                     param="path",
                     code="path_not_in_collection",
                 )
             doomed.append(match)
         remaining = [path for path in current if path not in doomed]
         if not remaining:
-            raise invalid_request(
+            # 409: valid, but not in the collection's present state (it would have no path).
+            raise APIError(
+                409,
                 "A collection keeps at least one path; delete the collection instead.",
+                type="invalid_request_error",
                 param="path",
                 code="last_path",
             )

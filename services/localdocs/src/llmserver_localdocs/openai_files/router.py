@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse
 from python_multipart.exceptions import FormParserError
 from starlette.datastructures import UploadFile
@@ -13,8 +13,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
 from llmserver_common.errors import invalid_request
+from llmserver_common.openai_retrieval_api import FILE_ID_PATTERN, UPLOAD_NAME
+from llmserver_common.openapi import error_responses, multipart_body
+from llmserver_common.routing import answer_other_methods
 from llmserver_localdocs.openai_deps import FilesDep
-from llmserver_localdocs.openai_files.schemas import DeletedFile, FileList, FileObject
+from llmserver_localdocs.openai_files.schemas import (
+    DeletedFile,
+    FileObject,
+    FileObjectList,
+    FileUpload,
+)
 from llmserver_localdocs.openai_files.service import too_large
 from llmserver_localdocs.openai_shared import Order
 
@@ -25,8 +33,20 @@ router = APIRouter(tags=["files"])
 # Room for the multipart framing and the purpose field around the file itself.
 FORM_OVERHEAD = 64 * 1024
 
+FileId = Annotated[str, Path(pattern=FILE_ID_PATTERN, description="A file's id (`file-...`).")]
+FileCursor = Annotated[
+    str | None, Query(pattern=FILE_ID_PATTERN, description="List after this file's id.")
+]
+# Every route reads Redis (503 while it is down).
+_DOWN = 503
 
-@router.post("/v1/files", response_model=FileObject)
+
+@router.post(
+    "/v1/files",
+    response_model=FileObject,
+    responses=error_responses(400, 413, _DOWN),
+    openapi_extra=multipart_body(FileUpload, UPLOAD_NAME),
+)
 async def upload_file(request: Request, files: FilesDep) -> dict:
     limit = files.settings.files_max_bytes
     declared = request.headers.get("content-length", "")
@@ -52,28 +72,48 @@ async def upload_file(request: Request, files: FilesDep) -> dict:
         await form.close()
 
 
-@router.get("/v1/files", response_model=FileList)
+@router.get("/v1/files", response_model=FileObjectList, responses=error_responses(400, 404, _DOWN))
 async def list_files(
     files: FilesDep,
     purpose: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000,
     order: Order = "desc",
-    after: str | None = None,
+    after: FileCursor = None,
 ) -> dict:
     return await files.list(purpose=purpose, limit=limit, order=order, after=after)
 
 
-@router.get("/v1/files/{file_id}", response_model=FileObject)
-async def retrieve_file(file_id: str, files: FilesDep) -> dict:
+@router.get(
+    "/v1/files/{file_id}", response_model=FileObject, responses=error_responses(400, 404, _DOWN)
+)
+async def retrieve_file(file_id: FileId, files: FilesDep) -> dict:
     return await files.get(file_id)
 
 
-@router.get("/v1/files/{file_id}/content")
-async def file_content(file_id: str, files: FilesDep) -> FileResponse:
+@router.get(
+    "/v1/files/{file_id}/content",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "description": "The file's bytes, as uploaded.",
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        },
+        **error_responses(400, 404, _DOWN),
+    },
+)
+async def file_content(file_id: FileId, files: FilesDep) -> FileResponse:
     path, filename = await files.content_path(file_id)
     return FileResponse(path, filename=filename, media_type="application/octet-stream")
 
 
-@router.delete("/v1/files/{file_id}", response_model=DeletedFile)
-async def delete_file(file_id: str, files: FilesDep) -> dict:
+@router.delete(
+    "/v1/files/{file_id}", response_model=DeletedFile, responses=error_responses(400, 404, _DOWN)
+)
+async def delete_file(file_id: FileId, files: FilesDep) -> dict:
     return await files.delete(file_id)
+
+
+# Any other method on these paths: 405 with the whole Allow header.
+answer_other_methods(router)

@@ -7,6 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
+from llmserver_common.openapi import error_responses
+from llmserver_common.routing import answer_other_methods
 from llmserver_localdocs.openai_deps import get_vector_stores
 from llmserver_localdocs.responses.schemas import ResponsesRequest
 from llmserver_localdocs.responses.service import ResponsesService
@@ -22,7 +24,26 @@ def get_responses(request: Request) -> ResponsesService:
 ResponsesDep = Annotated[ResponsesService, Depends(get_responses)]
 
 
-@router.post("/v1/responses", response_model=None)
+# 400 for a bad request, 404 for an unknown model or vector store, and what the inference
+# service answers for the generation (429 while the model's queue is full, 502, 503, 504).
+RESPONSE_ERRORS = error_responses(400, 404, 429, 502, 503, 504)
+RESPONSE_ANSWERS = {
+    200: {
+        "description": "The Response object; with `stream: true`, OpenAI's server-sent events "
+        "(response.created ... response.completed) ending the stream.",
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/ResponseObject"}},
+            "text/event-stream": {"schema": {"type": "string"}},
+        },
+    },
+}
+
+
+@router.post(
+    "/v1/responses",
+    response_model=None,
+    responses={**RESPONSE_ANSWERS, **RESPONSE_ERRORS},
+)
 async def create_response(
     body: ResponsesRequest, responses: ResponsesDep
 ) -> dict | StreamingResponse:
@@ -35,3 +56,7 @@ async def create_response(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache"},
     )
+
+
+# Any other method on this path: 405 with the whole Allow header.
+answer_other_methods(router)

@@ -21,7 +21,7 @@ from llmserver_common.errors import APIError, invalid_request
 from llmserver_localdocs.openai_shared import new_id
 from llmserver_localdocs.responses.schemas import FileSearchTool, ResponsesRequest
 from llmserver_localdocs.service import LocalDocsService, unavailable
-from llmserver_localdocs.vector_stores.schemas import SearchRequest
+from llmserver_localdocs.vector_stores.schemas import VectorStoreSearchRequest
 from llmserver_localdocs.vector_stores.service import VectorStoresService
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,8 @@ def _messages(body: ResponsesRequest) -> list[dict[str, str]]:
     if isinstance(body.input, str):
         return [{"role": "user", "content": body.input}]
     messages = []
-    for index, item in enumerate(body.input):
+    for index, message in enumerate(body.input):
+        item = message.model_dump()
         kind = item.get("type", "message")
         role = item.get("role")
         if kind != "message" or role not in ROLES:
@@ -77,12 +78,6 @@ def _refuse_unsupported(body: ResponsesRequest) -> None:
             "Responses are not stored here, so 'previous_response_id' cannot be used.",
             param="previous_response_id",
         )
-    for index, tool in enumerate(body.tools):
-        if not isinstance(tool, FileSearchTool):
-            raise invalid_request(
-                f"The tool type '{tool.type}' is not supported; only 'file_search' is.",
-                param=f"tools.{index}.type",
-            )
     for index, name in enumerate(body.include or []):
         if name != RESULTS_INCLUDE:
             raise invalid_request(
@@ -261,7 +256,8 @@ class ResponsesService:
         results: list[dict[str, Any]] = []
         for tool in tools:
             limit = tool.max_num_results or DEFAULT_RESULTS
-            request = SearchRequest(
+            # Not validated again: a blank query is the search's own 400 (param "query").
+            request = VectorStoreSearchRequest.model_construct(
                 query=query,
                 max_num_results=limit,
                 filters=tool.filters,

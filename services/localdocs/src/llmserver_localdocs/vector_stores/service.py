@@ -44,7 +44,7 @@ from llmserver_localdocs.vector_stores.schemas import (
     CreateBatchRequest,
     CreateVectorStoreRequest,
     ModifyVectorStoreRequest,
-    SearchRequest,
+    VectorStoreSearchRequest,
 )
 
 logger = logging.getLogger(__name__)
@@ -544,7 +544,7 @@ class VectorStoresService:
 
     # -- search ---------------------------------------------------------------------------
 
-    async def search(self, store_id: str, body: SearchRequest) -> dict[str, Any]:
+    async def search(self, store_id: str, body: VectorStoreSearchRequest) -> dict[str, Any]:
         queries = [body.query] if isinstance(body.query, str) else list(body.query)
         if not queries or any(not query.strip() for query in queries):
             raise invalid_request("The query is empty.", param="query")
