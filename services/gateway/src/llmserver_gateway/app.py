@@ -22,6 +22,7 @@ from llmserver_gateway.model_routes import router as model_router
 from llmserver_gateway.openai_retrieval_routes import BODY_MODELS as RETRIEVAL_BODY_MODELS
 from llmserver_gateway.openai_retrieval_routes import router as openai_retrieval_router
 from llmserver_gateway.replicas import ReplicaPool
+from llmserver_gateway.rerank_routes import BODY_MODELS as RERANK_BODY_MODELS
 from llmserver_gateway.rerank_routes import router as rerank_router
 from llmserver_gateway.router import BODY_MODELS, ClientGone, router
 from llmserver_gateway.security import APIKeyMiddleware
@@ -111,7 +112,12 @@ def create_app(
     install_openapi(
         app,
         intro=_INTRO,
-        body_models=[*BODY_MODELS, *LOCALDOCS_BODY_MODELS, *RETRIEVAL_BODY_MODELS],
+        body_models=[
+            *BODY_MODELS,
+            *LOCALDOCS_BODY_MODELS,
+            *RETRIEVAL_BODY_MODELS,
+            *RERANK_BODY_MODELS,
+        ],
         amend=_bearer_auth if settings.api_key is not None else None,
     )
 

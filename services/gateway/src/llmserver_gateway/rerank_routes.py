@@ -1,6 +1,7 @@
-"""POST /v1/rerank: validated with the shared rerank models (so /openapi.json documents it),
-the model name resolved against the catalog (404 for an unknown one), then forwarded to an
-inference replica with the gateway's forwarding helper (call_inference)."""
+"""POST /v1/rerank: the body read as the other routes read theirs (413 past the body limit,
+JSON whatever the Content-Type), validated with the shared rerank models (documented in
+/openapi.json), the model name resolved against the catalog (404 for an unknown one), then
+forwarded to an inference replica with the gateway's forwarding helper (call_inference)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
 
-from llmserver_common.openapi import error_responses
+from llmserver_common.errors import validation_failure
+from llmserver_common.openapi import error_responses, json_body
 from llmserver_common.rerank_api import RerankRequest, RerankResponse
 from llmserver_common.routing import answer_other_methods
+from llmserver_gateway.bodies import parse_json_object, read_body
 from llmserver_gateway.service import GatewayService, UpstreamErrorAnswer
 
 router = APIRouter(tags=["rerank"])
+
+# The request models of the routes that read their body raw, for the OpenAPI components (app.py).
+BODY_MODELS: list[type[BaseModel]] = [RerankRequest]
 
 
 async def get_service(request: Request) -> GatewayService:
@@ -32,13 +39,25 @@ ServiceDep = Annotated[GatewayService, Depends(get_service)]
         200: {"model": RerankResponse},
         **error_responses(400, 401, 404, 413, 429, 502, 503, 504),
     },
+    openapi_extra=json_body(RerankRequest),
 )
-async def rerank(body: RerankRequest, service: ServiceDep) -> Response:
-    data = body.model_dump(exclude_none=True)
-    if body.model:
-        data["model"] = await service.resolve_any_model(body.model)
+async def rerank(request: Request, service: ServiceDep) -> Response:
+    data = parse_json_object(await read_body(request, service.settings.max_body_bytes))
     try:
-        _, content = await service.call_inference("POST", "/v1/rerank", json.dumps(data).encode())
+        body = RerankRequest.model_validate(data)
+    except ValidationError as exc:
+        # Located as FastAPI locates a body's fields: bare, the field `query` would be taken
+        # for a query-string parameter and the 400 would name no field.
+        errors = exc.errors(include_url=False, include_input=False)
+        located = [{**error, "loc": ("body", *error["loc"])} for error in errors]
+        raise validation_failure(located, data) from None
+    forwarded = body.model_dump(exclude_none=True)
+    if body.model:
+        forwarded["model"] = await service.resolve_any_model(body.model)
+    try:
+        _, content = await service.call_inference(
+            "POST", "/v1/rerank", json.dumps(forwarded).encode()
+        )
     except UpstreamErrorAnswer as answer:
         return answer.response
     return Response(content, media_type="application/json")
