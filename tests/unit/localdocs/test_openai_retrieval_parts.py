@@ -16,7 +16,7 @@ from llmserver_localdocs.openai_files.service import FilesService
 from llmserver_localdocs.openai_shared import check_key_values, cursor_page
 from llmserver_localdocs.settings import LocalDocsSettings
 from llmserver_localdocs.vector_stores.filters import matches
-from llmserver_localdocs.vector_stores.service import file_counts, last_error_of
+from llmserver_localdocs.vector_stores.records import file_counts, last_error_of
 
 ATTRS = {"kind": "manual", "year": 2019, "draft": False, "score": 0.5}
 
