@@ -9,7 +9,8 @@ that was generated invalid (a negative case keeps its invalid part):
   schema cannot know which folders exist there); a positive new collection gets both, and both
   are attached again before one is taken out, so that taking it out is valid;
 - detokenize asks for token ids every vocabulary has;
-- chat tools (positive cases) get distinct names, a small parameters schema (a schema cannot
+- chat tools (positive cases): at most SMALL_N, with distinct names, no description (long
+  generated ones only lengthen the prompt), a small parameters schema (a schema cannot
   say that `parameters` must itself be a valid JSON Schema of an object), and a named
   tool_choice names one of them;
 - collections, vector stores and files that existed before the run (other tests' data) are
@@ -40,13 +41,15 @@ FUZZ_TOOL_PARAMETERS = {"type": "object", "properties": {"q": {"type": "string"}
 
 
 def _valid_tools(body: dict[str, Any]) -> None:
-    """Distinct tool names, small valid parameter schemas, a named choice among them."""
+    """Few tools, distinct names, small valid parameter schemas, a named choice among them."""
     names = []
+    body["tools"] = body["tools"][:SMALL_N]
     for index, tool in enumerate(body["tools"]):
         function = tool.get("function") if isinstance(tool, dict) else None
         if isinstance(function, dict):
             function["name"] = f"fuzz_{index}"
             function["parameters"] = FUZZ_TOOL_PARAMETERS
+            function.pop("description", None)
             names.append(function["name"])
     choice = body.get("tool_choice")
     if isinstance(choice, dict) and isinstance(choice.get("function"), dict) and names:
