@@ -72,3 +72,14 @@ def test_bad_bodies_never_reach_inference(
     unknown = {"model": "nope", "query": "q", "documents": ["a"]}
     assert assert_envelope(client.post("/v1/rerank", json=unknown), 404)["param"] == "model"
     assert _reranks(upstreams) == []
+
+
+def test_a_body_field_named_like_a_url_part_is_named_in_the_400(
+    gateway: Callable[..., TestClient], upstreams: Upstreams
+) -> None:
+    # LocalDocs search's `query` is a body field: the 400 names it (not taken for a query string).
+    client = gateway()
+    for bad in ({"query": ""}, {"query": 5}, {}):
+        reply = client.post("/v1/localdocs/search", json=bad)
+        assert assert_envelope(reply, 400)["param"] == "query", bad
+    assert [path for _, path, _ in upstreams.a.requests if "localdocs" in path] == []

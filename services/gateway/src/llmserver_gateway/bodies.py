@@ -61,7 +61,12 @@ def validate(model: type[ModelT], data: dict[str, Any]) -> ModelT:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False)
+        # Located as FastAPI locates a body's fields: bare, a field named `query` (or `path`,
+        # `header`, `cookie`) would be taken for a URL parameter and the 400 would name none.
+        errors = [
+            {**error, "loc": ("body", *error["loc"])}
+            for error in exc.errors(include_url=False, include_input=False)
+        ]
         raise validation_failure(errors, data) from None
 
 

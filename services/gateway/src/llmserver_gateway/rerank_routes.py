@@ -10,13 +10,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from llmserver_common.errors import validation_failure
 from llmserver_common.openapi import error_responses, json_body
 from llmserver_common.rerank_api import RerankRequest, RerankResponse
 from llmserver_common.routing import answer_other_methods
-from llmserver_gateway.bodies import parse_json_object, read_body
+from llmserver_gateway.bodies import parse_json_object, read_body, validate
 from llmserver_gateway.service import GatewayService, UpstreamErrorAnswer
 
 router = APIRouter(tags=["rerank"])
@@ -43,14 +42,7 @@ ServiceDep = Annotated[GatewayService, Depends(get_service)]
 )
 async def rerank(request: Request, service: ServiceDep) -> Response:
     data = parse_json_object(await read_body(request, service.settings.max_body_bytes))
-    try:
-        body = RerankRequest.model_validate(data)
-    except ValidationError as exc:
-        # Located as FastAPI locates a body's fields: bare, the field `query` would be taken
-        # for a query-string parameter and the 400 would name no field.
-        errors = exc.errors(include_url=False, include_input=False)
-        located = [{**error, "loc": ("body", *error["loc"])} for error in errors]
-        raise validation_failure(located, data) from None
+    body = validate(RerankRequest, data)
     forwarded = body.model_dump(exclude_none=True)
     if body.model:
         forwarded["model"] = await service.resolve_any_model(body.model)
