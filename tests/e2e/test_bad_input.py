@@ -174,6 +174,15 @@ def _chat_field_cases() -> Iterator[BadRequest]:
         "top-logprobs-too-high": {"logprobs": True, "top_logprobs": 21},
         "logit-bias-string": {"logit_bias": "x"},
         "tools-string": {"tools": "x"},
+        "tools-invalid-schema": {
+            "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": 7}}}]
+        },
+        "tool-choice-unknown-function": {
+            "tools": [{"type": "function", "function": {"name": "f"}}],
+            "tool_choice": {"type": "function", "function": {"name": "g"}},
+        },
+        "tool-choice-required-without-tools": {"tool_choice": "required"},
+        "parallel-tool-calls-string": {"parallel_tool_calls": "yes"},
         "functions-string": {"functions": "x"},
     }
     for name, fields in bad_fields.items():
