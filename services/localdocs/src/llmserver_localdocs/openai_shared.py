@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 
 from llmserver_common.errors import APIError, invalid_request
 from llmserver_common.openai_retrieval_api import Order
-from llmserver_localdocs.service import unavailable
+from llmserver_localdocs.upstreams import unavailable
 
 REDIS_PREFIX = "llmserver:openai"
 

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from llmserver_common.errors import APIError
+from llmserver_localdocs.upstreams import unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +30,6 @@ async def rerank_references(
     limit: int,
 ) -> list[dict[str, Any]]:
     """The `limit` most relevant references, each with the rerank's score as its score."""
-    # service.py imports this module: its helper is taken at call time.
-    from llmserver_localdocs.service import unavailable
-
     if not references:
         return []
     payload = {

@@ -11,6 +11,7 @@ from llmserver_common.errors import error_body
 from llmserver_common.localdocs_api import COLLECTION_NAME_PATTERN
 from llmserver_common.openapi import error_responses
 from llmserver_common.routing import answer_other_methods
+from llmserver_localdocs.collection_management import validate_name
 from llmserver_localdocs.schemas import (
     ActiveCollections,
     AddPathsRequest,
@@ -22,7 +23,7 @@ from llmserver_localdocs.schemas import (
     SearchRequest,
     SearchResponse,
 )
-from llmserver_localdocs.service import LocalDocsService, validate_name
+from llmserver_localdocs.service import LocalDocsService
 
 
 def get_service(request: Request) -> LocalDocsService:

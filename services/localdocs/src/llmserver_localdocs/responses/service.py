@@ -20,7 +20,8 @@ import httpx
 from llmserver_common.errors import APIError, invalid_request
 from llmserver_localdocs.openai_shared import new_id
 from llmserver_localdocs.responses.schemas import FileSearchTool, ResponsesRequest
-from llmserver_localdocs.service import LocalDocsService, unavailable
+from llmserver_localdocs.service import LocalDocsService
+from llmserver_localdocs.upstreams import unavailable
 from llmserver_localdocs.vector_stores.schemas import VectorStoreSearchRequest
 from llmserver_localdocs.vector_stores.service import VectorStoresService
 

@@ -20,7 +20,8 @@ import httpx
 
 from llmserver_common.errors import APIError
 from llmserver_localdocs.responses.service import Prepared, upstream_error
-from llmserver_localdocs.service import LocalDocsService, unavailable
+from llmserver_localdocs.service import LocalDocsService
+from llmserver_localdocs.upstreams import unavailable
 
 logger = logging.getLogger(__name__)
 
