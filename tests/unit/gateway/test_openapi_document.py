@@ -90,7 +90,11 @@ def test_every_operation_documents_its_answer_and_errors_with_the_envelope(
             if int(status) < 400 or path == "/health":
                 continue
             schema = response["content"]["application/json"]["schema"]
-            assert schema == {"$ref": "#/components/schemas/ErrorResponse"}, (method, path)
+            # Anthropic's Messages API answers its errors in Anthropic's envelope.
+            envelope = (
+                "AnthropicErrorResponse" if path.startswith("/v1/messages") else "ErrorResponse"
+            )
+            assert schema == {"$ref": f"#/components/schemas/{envelope}"}, (method, path)
             assert response["description"] == ERROR_STATUSES[int(status)]
         if "requestBody" in operation:
             assert {"400", "413"} <= set(responses), (method, path)

@@ -15,6 +15,8 @@ from fastapi_offline import FastAPIOffline
 
 from llmserver_common.errors import install_error_handlers
 from llmserver_common.openapi import install_openapi
+from llmserver_gateway.anthropic.router import BODY_MODELS as ANTHROPIC_BODY_MODELS
+from llmserver_gateway.anthropic.router import router as anthropic_router
 from llmserver_gateway.localdocs_routes import BODY_MODELS as LOCALDOCS_BODY_MODELS
 from llmserver_gateway.localdocs_routes import router as localdocs_router
 from llmserver_gateway.metrics import GatewayMetrics, MetricsMiddleware
@@ -106,6 +108,7 @@ def create_app(
     app.include_router(localdocs_router)
     app.include_router(openai_retrieval_router)
     app.include_router(rerank_router)
+    app.include_router(anthropic_router)
     install_web(app, settings.web_dir)
     # The routes read their bodies raw (JSON whatever the Content-Type), so FastAPI does not
     # know their schemas: the documented models are added to /docs here.
@@ -117,6 +120,7 @@ def create_app(
             *LOCALDOCS_BODY_MODELS,
             *RETRIEVAL_BODY_MODELS,
             *RERANK_BODY_MODELS,
+            *ANTHROPIC_BODY_MODELS,
         ],
         amend=_bearer_auth if settings.api_key is not None else None,
     )

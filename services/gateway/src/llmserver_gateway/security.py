@@ -19,6 +19,7 @@ class APIKeyMiddleware:
     def __init__(self, app: ASGIApp, api_key: str) -> None:
         self.app = app
         self.expected = f"Bearer {api_key}".encode()
+        self.expected_x_api_key = api_key.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -26,12 +27,16 @@ class APIKeyMiddleware:
             await self.app(scope, receive, send)
             return
         presented = b""
+        x_api_key = b""  # Anthropic's clients send the key as `x-api-key: <key>`
         for name, value in scope["headers"]:
             if name == b"authorization":
                 presented = value
-                break
-        # Constant-time comparison: no timing hints about the key.
-        if not secrets.compare_digest(presented, self.expected):
+            elif name == b"x-api-key":
+                x_api_key = value
+        # Constant-time comparisons: no timing hints about the key.
+        bearer_ok = secrets.compare_digest(presented, self.expected)
+        x_ok = bool(x_api_key) and secrets.compare_digest(x_api_key, self.expected_x_api_key)
+        if not (bearer_ok or x_ok):
             error = APIError(
                 401,
                 "Incorrect or missing API key. Send it as 'Authorization: Bearer <key>'.",
