@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from gateway_fakes import Upstreams, assert_envelope, chat_body
 
-from llmserver_common import localdocs_api, openai_retrieval_api
+from llmserver_common import localdocs_api, openai_responses_api, openai_retrieval_api
 from llmserver_common.openai_api import EmbeddingRequest
 from llmserver_common.openapi import ERROR_STATUSES
 from llmserver_gateway.schemas import ChatCompletionRequest
@@ -243,7 +243,7 @@ RETRIEVAL_BODIES = {
     ("post", "/v1/vector_stores/{vector_store_id}/file_batches"): (
         openai_retrieval_api.CreateBatchRequest
     ),
-    ("post", "/v1/responses"): openai_retrieval_api.ResponsesRequest,
+    ("post", "/v1/responses"): openai_responses_api.ResponsesRequest,
 }
 
 

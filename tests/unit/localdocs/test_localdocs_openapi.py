@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from llmserver_common import localdocs_api, openai_retrieval_api
+from llmserver_common import localdocs_api, openai_responses_api, openai_retrieval_api
 from llmserver_common.openapi import ERROR_STATUSES
 from llmserver_localdocs.app import create_app
 from llmserver_localdocs.settings import LocalDocsSettings
@@ -57,14 +57,14 @@ def test_every_route_is_documented_with_its_models_and_errors(document: dict[str
     assert count == 33
     # The shared models, not copies: the hand-documented ones exactly as the common model
     # generates them, those FastAPI documents with the same fields and rules.
-    for model in (openai_retrieval_api.ResponseObject, openai_retrieval_api.FileUpload):
+    for model in (openai_responses_api.ResponseObject, openai_retrieval_api.FileUpload):
         generated = model.model_json_schema(ref_template="#/components/schemas/{model}")
         generated.pop("$defs", None)
         assert schemas[model.__name__] == generated, model.__name__
     for model in (
         openai_retrieval_api.CreateVectorStoreRequest,
         openai_retrieval_api.VectorStoreSearchRequest,
-        openai_retrieval_api.ResponsesRequest,
+        openai_responses_api.ResponsesRequest,
         openai_retrieval_api.CreateBatchRequest,
         localdocs_api.CreateCollectionRequest,
     ):

@@ -1,10 +1,11 @@
-"""The request and answer models of OpenAI's Files, Vector Stores and Responses API, as the
-localdocs service serves them, importable without its dependencies.
+"""The request and answer models of OpenAI's Files and Vector Stores API, as the localdocs
+service serves them, importable without its dependencies (the Responses API's models:
+openai_responses_api).
 
 The localdocs service validates and answers with these, and the gateway, which forwards
-/v1/files*, /v1/vector_stores* and /v1/responses to it, documents the same ones: one set of
-models. The limits the service also checks in code (OpenAI's: `metadata` and `attributes` keys
-and values, id formats, the text-only input of a response) are written into the schema.
+/v1/files* and /v1/vector_stores* to it, documents the same ones: one set of models. The limits
+the service also checks in code (OpenAI's: `metadata` and `attributes` keys and values, id
+formats) are written into the schema.
 """
 
 from __future__ import annotations
@@ -298,127 +299,3 @@ class SearchPage(BaseModel):
     data: list[SearchResult]
     has_more: bool = False
     next_page: str | None = None
-
-
-# -- responses --------------------------------------------------------------------------------
-
-
-class InputText(_Request):
-    type: Literal["input_text", "output_text"]
-    text: str
-
-
-class InputMessage(_Request):
-    type: Literal["message"] = "message"
-    role: Literal["user", "assistant", "system", "developer"]
-    content: str | list[InputText]
-
-
-class FileSearchTool(_Request):
-    type: Literal["file_search"]
-    vector_store_ids: list[str] = Field(min_length=1, max_length=16)
-    max_num_results: integer(ge=1, le=50) | None = None
-    filters: ComparisonFilter | CompoundFilter | None = None
-    ranking_options: RankingOptions | None = None
-
-
-class ResponsesRequest(_Request):
-    """The part of OpenAI's Responses request served here: text input, instructions, sampling
-    and the `file_search` tool (the only tool). Responses are not stored."""
-
-    model: str = Field(min_length=1)
-    input: str | Annotated[list[InputMessage], Field(min_length=1)] = Field(
-        description="A user message, or the conversation's messages (text only, at least one)."
-    )
-    instructions: str | None = None
-    tools: list[FileSearchTool] = []
-    tool_choice: Literal["auto", "none", "required"] | dict[str, Any] | None = None
-    include: list[Literal["file_search_call.results"]] | None = None
-    max_output_tokens: integer(ge=1) | None = None
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, ge=0, le=1)
-    metadata: Metadata | None = None
-    stream: bool | None = None
-    previous_response_id: None = Field(
-        default=None, description="Always null: responses are not stored here."
-    )
-    store: bool | None = None
-
-
-class FileCitation(BaseModel):
-    type: Literal["file_citation"] = "file_citation"
-    file_id: str
-    filename: str
-    index: int
-    page: int | None = None
-
-
-class OutputText(BaseModel):
-    type: Literal["output_text"] = "output_text"
-    text: str
-    annotations: list[FileCitation]
-    logprobs: list[Any] = []
-
-
-class OutputMessage(BaseModel):
-    id: str
-    type: Literal["message"] = "message"
-    role: Literal["assistant"] = "assistant"
-    status: Literal["in_progress", "completed", "incomplete"]
-    content: list[OutputText]
-
-
-class FileSearchResult(BaseModel):
-    file_id: str
-    filename: str
-    score: float
-    attributes: dict[str, bool | str | float]
-    text: str
-    page: int | None = None
-
-
-class FileSearchCall(BaseModel):
-    id: str
-    type: Literal["file_search_call"] = "file_search_call"
-    status: Literal["in_progress", "searching", "completed", "incomplete", "failed"]
-    queries: list[str]
-    results: list[FileSearchResult] | None = Field(
-        description='With `include: ["file_search_call.results"]`, else null.'
-    )
-
-
-class ResponseUsage(BaseModel):
-    input_tokens: int
-    input_tokens_details: dict[str, int]
-    output_tokens: int
-    output_tokens_details: dict[str, int]
-    total_tokens: int
-
-
-class ResponseError(BaseModel):
-    code: str | None = None
-    message: str
-
-
-class ResponseObject(BaseModel):
-    """OpenAI's Response object (the JSON answer, and the `response` of the streamed events)."""
-
-    id: str
-    object: Literal["response"] = "response"
-    created_at: int
-    completed_at: int | None
-    status: Literal["completed", "incomplete", "failed", "in_progress"]
-    incomplete_details: dict[str, str] | None
-    error: ResponseError | None
-    model: str
-    instructions: str | None
-    output: list[FileSearchCall | OutputMessage]
-    parallel_tool_calls: bool
-    tool_choice: str | dict[str, Any]
-    tools: list[dict[str, Any]]
-    temperature: float | None
-    top_p: float | None
-    max_output_tokens: int | None
-    metadata: dict[str, str]
-    store: bool
-    usage: ResponseUsage | None

@@ -1,6 +1,7 @@
 """OpenAI's Files, Vector Stores and Responses API (/v1/files*, /v1/vector_stores*,
 /v1/responses), answered by the localdocs service: each route documented here with the models
-localdocs validates and answers with (llmserver_common.openai_retrieval_api), and forwarded as it
+localdocs validates and answers with (llmserver_common.openai_retrieval_api and
+openai_responses_api), and forwarded as it
 comes, the body streamed through (an upload may be far larger than the JSON body limit;
 localdocs holds the upload limit and says 413 itself). Path and query parameters are checked
 here too, with the same rules.
@@ -18,6 +19,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
 from llmserver_common.errors import invalid_request
+from llmserver_common.openai_responses_api import ResponseObject, ResponsesRequest
 from llmserver_common.openai_retrieval_api import (
     BATCH_ID_PATTERN,
     FILE_ID_PATTERN,
@@ -35,8 +37,6 @@ from llmserver_common.openai_retrieval_api import (
     FileUpload,
     ModifyVectorStoreRequest,
     Order,
-    ResponseObject,
-    ResponsesRequest,
     SearchPage,
     UpdateFileRequest,
     VectorStore,

@@ -4,7 +4,7 @@ the same ones)."""
 
 from __future__ import annotations
 
-from llmserver_common.openai_retrieval_api import (
+from llmserver_common.openai_responses_api import (
     FileSearchTool,
     InputMessage,
     ResponseObject,
