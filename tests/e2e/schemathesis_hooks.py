@@ -16,6 +16,10 @@ that was generated invalid (a negative case keeps its invalid part):
 - collections, vector stores and files that existed before the run (other tests' data) are
   never changed or deleted: a request naming one in its path names one that does not exist;
 - a Responses request asks for at most SMALL_MAX_TOKENS output tokens;
+- an Anthropic Messages request (/v1/messages) asks for at most SMALL_MAX_TOKENS tokens, and
+  its tools (positive cases) are few, distinctly named, with a small input_schema, a tool
+  tool_choice naming one of them, and a positive case names the default model (Anthropic's
+  `model` is required; a generated name is an unknown model, 404);
 - loaded models are never unloaded (other modules use them): an unload names an absent model.
 """
 
@@ -54,6 +58,30 @@ def _valid_tools(body: dict[str, Any]) -> None:
     choice = body.get("tool_choice")
     if isinstance(choice, dict) and isinstance(choice.get("function"), dict) and names:
         choice["function"]["name"] = names[0]
+
+
+FUZZ_MODEL = "gemma-3-270m"
+ANTHROPIC_PATHS = {"/v1/messages", "/v1/messages/count_tokens"}
+
+
+def _small_message(body: dict[str, Any], positive: bool) -> None:
+    """An Anthropic Messages request: a few tokens; few valid tools, a tool choice among them."""
+    if _integral(body.get("max_tokens")) and body["max_tokens"] > SMALL_MAX_TOKENS:
+        body["max_tokens"] = SMALL_MAX_TOKENS
+    if positive and isinstance(body.get("model"), str):
+        body["model"] = FUZZ_MODEL
+    if not positive or not isinstance(body.get("tools"), list):
+        return
+    body["tools"] = body["tools"][:SMALL_N]
+    names = []
+    for index, tool in enumerate(body["tools"]):
+        if isinstance(tool, dict):
+            tool.update(name=f"fuzz_{index}", input_schema=FUZZ_TOOL_PARAMETERS)
+            tool.pop("description", None)
+            names.append(tool["name"])
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") == "tool" and names:
+        choice["name"] = names[0]
 
 
 def _positive(case: Any) -> bool:
@@ -105,6 +133,8 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
         _spare_protected(case)
     elif template == "/v1/models/{name}/unload" and params and params.get("name"):
         params["name"] = f"fuzz-absent-{params['name']}"
+    if template in ANTHROPIC_PATHS and isinstance(body, dict):
+        _small_message(body, _positive(case))
     if template == "/v1/responses" and isinstance(body, dict):
         value = body.get("max_output_tokens")
         if value is None or _integral(value) and value > SMALL_MAX_TOKENS:

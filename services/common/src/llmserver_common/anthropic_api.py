@@ -118,7 +118,25 @@ ToolChoiceParam = Annotated[
 # -- requests -----------------------------------------------------------------------------------
 
 
+# tool_choice any or tool needs tools to choose from (a model validator enforces it).
+_TOOL_CHOICE_WITHOUT_TOOLS = {
+    "not": {
+        "required": ["tool_choice"],
+        "properties": {
+            "tool_choice": {
+                "type": "object",
+                "required": ["type"],
+                "properties": {"type": {"enum": ["any", "tool"]}},
+            }
+        },
+        "not": {"required": ["tools"], "properties": {"tools": {"type": "array", "minItems": 1}}},
+    }
+}
+
+
 class MessagesBase(_Request):
+    model_config = ConfigDict(json_schema_extra=_TOOL_CHOICE_WITHOUT_TOOLS)
+
     model: str = Field(
         min_length=1, description="A model's display name, file name or alias (GET /v1/models)."
     )

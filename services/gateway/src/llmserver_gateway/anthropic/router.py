@@ -38,9 +38,29 @@ BODY_MODELS: list[type[BaseModel]] = [MessagesRequest, CountTokensRequest, Anthr
 _EVENT_STREAM = {
     "text/event-stream": {
         "schema": {
-            "type": "string",
-            "description": "message_start, ping, content_block_start / content_block_delta / "
-            "content_block_stop per block, message_delta (stop_reason, usage), message_stop.",
+            "type": "object",
+            "required": ["event", "data"],
+            "properties": {
+                "event": {
+                    "enum": [
+                        "message_start",
+                        "ping",
+                        "content_block_start",
+                        "content_block_delta",
+                        "content_block_stop",
+                        "message_delta",
+                        "message_stop",
+                        "error",
+                    ]
+                },
+                "data": {
+                    "type": "string",
+                    "description": "The event as JSON, its `type` the event's name: "
+                    "message_start, ping, per content block content_block_start / "
+                    "content_block_delta (text_delta, thinking_delta, input_json_delta) / "
+                    "content_block_stop, then message_delta (stop_reason, usage), message_stop.",
+                },
+            },
         }
     }
 }
