@@ -99,3 +99,5 @@ def test_the_api_key_as_x_api_key(gateway: Callable[..., TestClient]) -> None:
         headers={"Authorization": "Bearer sekrit"},
     )
     assert bearer.status_code == 200
+    # Anthropic's header on Anthropic's routes only: the OpenAI routes take the bearer key.
+    assert app.get("/v1/models", headers={"x-api-key": "sekrit"}).status_code == 401

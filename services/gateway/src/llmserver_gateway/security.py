@@ -13,6 +13,7 @@ from llmserver_common.errors import APIError, to_error_response
 # key: the page asks for it and sends it with every API call.
 _OPEN_PATHS = frozenset({"/health", "/"})
 _OPEN_PREFIXES = ("/web/",)
+_X_API_KEY_PREFIX = "/v1/messages"
 
 
 class APIKeyMiddleware:
@@ -27,11 +28,13 @@ class APIKeyMiddleware:
             await self.app(scope, receive, send)
             return
         presented = b""
-        x_api_key = b""  # Anthropic's clients send the key as `x-api-key: <key>`
+        x_api_key = b""
+        # Anthropic's clients send the key as `x-api-key: <key>`: taken on Anthropic's routes.
+        anthropic = path.startswith(_X_API_KEY_PREFIX)
         for name, value in scope["headers"]:
             if name == b"authorization":
                 presented = value
-            elif name == b"x-api-key":
+            elif name == b"x-api-key" and anthropic:
                 x_api_key = value
         # Constant-time comparisons: no timing hints about the key.
         bearer_ok = secrets.compare_digest(presented, self.expected)
