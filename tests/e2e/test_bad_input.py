@@ -40,6 +40,12 @@ EMBEDDINGS = "/v1/embeddings"
 COLLECTIONS = "/v1/localdocs/collections"
 SEARCH = "/v1/localdocs/search"
 ACTIVE = "/v1/localdocs/active"
+VECTOR_STORES = "/v1/vector_stores"
+RESPONSES = "/v1/responses"
+RERANK = "/v1/rerank"
+# Anthropic's Messages API answers in Anthropic's error envelope, not OpenAI's: its bad input is
+# tested in test_anthropic_messages.py.
+ANTHROPIC_ROUTES = "/v1/messages"
 USER = [{"role": "user", "content": "Say hi."}]
 
 
@@ -450,6 +456,93 @@ def _localdocs_cases() -> Iterator[BadRequest]:
     yield BadRequest("active-traversal", "PUT", ACTIVE, {"collections": ["../../x"]}, (400, 404))
 
 
+def _openai_retrieval_cases() -> Iterator[BadRequest]:
+    """One malformed field at a time on the Files/Vector Stores/Responses routes (#26); the ids
+    in the URL are well formed but unknown, so only the body can make the 400."""
+    store = f"{VECTOR_STORES}/vs_bad_input_none"
+    bad_store_fields: dict[str, dict[str, Any]] = {
+        "name-number": {"name": 5},
+        "name-too-long": {"name": "n" * 300},
+        "file-ids-string": {"file_ids": "file-abc"},
+        "metadata-list": {"metadata": ["a"]},
+        "metadata-value-number": {"metadata": {"k": 1}},
+        "expires-after-string": {"expires_after": "7 days"},
+        "chunking-strategy-string": {"chunking_strategy": "auto"},
+    }
+    for name, body in bad_store_fields.items():
+        yield BadRequest(f"vector-store-create-{name}", "POST", VECTOR_STORES, body)
+        if set(body) <= {"name", "metadata", "expires_after"}:
+            yield BadRequest(f"vector-store-modify-{name}", "POST", store, body)
+    for name, body in {
+        "query-missing": {},
+        "query-blank": {"query": "  "},
+        "query-empty-list": {"query": []},
+        "max-num-results-zero": {"query": "q", "max_num_results": 0},
+        "max-num-results-huge": {"query": "q", "max_num_results": 51},
+        "filters-string": {"query": "q", "filters": "a=b"},
+        "ranking-options-string": {"query": "q", "ranking_options": "best"},
+        "rewrite-query-string": {"query": "q", "rewrite_query": "yes please"},
+    }.items():
+        yield BadRequest(f"vector-store-search-{name}", "POST", f"{store}/search", body)
+    for name, body in {
+        "file-id-missing": {},
+        "file-id-empty": {"file_id": ""},
+        "attributes-list": {"file_id": "file-x", "attributes": [1]},
+        "chunking-strategy-number": {"file_id": "file-x", "chunking_strategy": 3},
+    }.items():
+        yield BadRequest(f"vector-store-file-{name}", "POST", f"{store}/files", body)
+    yield BadRequest(
+        "vector-store-file-update-attributes-string",
+        "POST",
+        f"{store}/files/file-bad_input_none",
+        {"attributes": "a=b"},
+    )
+    # Neither file_ids nor files: refused, after or before the store is looked up.
+    yield BadRequest("vector-store-batch-empty", "POST", f"{store}/file_batches", {}, (400, 404))
+    for name, body in {
+        "file-ids-empty": {"file_ids": []},
+        "files-string": {"files": "file-x"},
+        "attributes-string": {"file_ids": ["file-x"], "attributes": "a"},
+        "chunking-strategy-list": {"file_ids": ["file-x"], "chunking_strategy": []},
+    }.items():
+        yield BadRequest(f"vector-store-batch-{name}", "POST", f"{store}/file_batches", body)
+    base = {"model": "x", "input": "hi"}
+    for name, body in {
+        "model-missing": {"input": "hi"},
+        "model-empty": {**base, "model": ""},
+        "input-missing": {"model": "x"},
+        "input-empty-list": {**base, "input": []},
+        "instructions-number": {**base, "instructions": 3},
+        "tools-unknown-type": {**base, "tools": [{"type": "web_search"}]},
+        "tool-choice-bogus": {**base, "tool_choice": "sometimes"},
+        "include-unknown": {**base, "include": ["reasoning.encrypted_content"]},
+        "max-output-tokens-zero": {**base, "max_output_tokens": 0},
+        "temperature-high": {**base, "temperature": 3},
+        "top-p-high": {**base, "top_p": 1.5},
+        "metadata-list": {**base, "metadata": ["a"]},
+        "stream-string": {**base, "stream": "yes please"},
+        "previous-response-id-set": {**base, "previous_response_id": "resp_1"},
+        "store-string": {**base, "store": "always"},
+    }.items():
+        yield BadRequest(f"responses-{name}", "POST", RESPONSES, body)
+
+
+def _rerank_cases() -> Iterator[BadRequest]:
+    base = {"query": "q", "documents": ["a"]}
+    for name, body in {
+        "model-empty": {**base, "model": ""},
+        "query-missing": {"documents": ["a"]},
+        "query-empty": {**base, "query": ""},
+        "documents-missing": {"query": "q"},
+        "documents-empty": {**base, "documents": []},
+        "documents-string": {**base, "documents": "a"},
+        "top-n-zero": {**base, "top_n": 0},
+        "return-documents-string": {**base, "return_documents": "yes please"},
+    }.items():
+        yield BadRequest(f"rerank-{name}", "POST", RERANK, body)
+    yield BadRequest("rerank-unknown-model", "POST", RERANK, {**base, "model": "nope"}, (404,))
+
+
 def _route_cases() -> Iterator[BadRequest]:
     yield BadRequest("unknown-route", "GET", "/v1/nothing-here", None, (404,))
     yield BadRequest("unknown-version", "GET", "/v2/models", None, (404,))
@@ -478,6 +571,8 @@ def bad_requests() -> list[BadRequest]:
         *_content_type_cases(),
         *_oversized_cases(),
         *_localdocs_cases(),
+        *_openai_retrieval_cases(),
+        *_rerank_cases(),
         *_route_cases(),
     ]
     ids = [case.case_id for case in cases]
@@ -493,6 +588,8 @@ def _documented_body_fields(document: dict[str, Any]) -> dict[str, set[str]]:
     schemas = document.get("components", {}).get("schemas", {})
     fields: dict[str, set[str]] = {}
     for path, operations in document["paths"].items():
+        if path.startswith(ANTHROPIC_ROUTES):
+            continue
         for operation in operations.values():
             schema = (
                 operation.get("requestBody", {})
