@@ -116,7 +116,7 @@ class ChatTemplater:
         if self._keeps_system is None:
             probe = [{"role": "system", "content": "\x01probe"}, {"role": "user", "content": "u"}]
             try:
-                self._keeps_system = "\x01probe" in self.render(probe).text
+                self._keeps_system = "\x01probe" in self._render(probe, None).text
             except Exception:  # a template that refuses system messages
                 self._keeps_system = False
         return self._keeps_system
@@ -143,6 +143,16 @@ class ChatTemplater:
 
     def render(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+    ) -> ChatPrompt:
+        """The prompt for these messages. Where the template drops system messages (Gemma's
+        format in llama-cpp-python) they open the first user turn instead, as Gemma 3's own
+        template does, so a system prompt is never silently lost."""
+        if any(m.get("role") == "system" for m in messages) and not self.keeps_system:
+            messages = fold_system_into_first_user(messages)
+        return self._render(messages, tools)
+
+    def _render(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
     ) -> ChatPrompt:
         candidates: list[Callable[[], ChatPrompt]] = []
         templates = list(self._templates)
@@ -191,3 +201,15 @@ class ChatTemplater:
         return ChatPrompt(
             text=text, has_bos=bool(self.bos_token) and text.startswith(self.bos_token)
         )
+
+
+def fold_system_into_first_user(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The system messages' text put before the first user message's (a user turn of its own
+    when there is none), the system messages themselves removed."""
+    system = "\n\n".join(str(m.get("content") or "") for m in messages if m.get("role") == "system")
+    rest = [dict(m) for m in messages if m.get("role") != "system"]
+    for message in rest:
+        if message.get("role") == "user":
+            message["content"] = f"{system}\n\n{message.get('content') or ''}"
+            return rest
+    return [{"role": "user", "content": system}, *rest]

@@ -102,13 +102,12 @@ def messages_for_template(
     tools: ToolSetup,
     *,
     native_tools: bool,
-    keeps_system: bool,
 ) -> list[dict[str, Any]]:
     """The request's messages as chat templates take them. A template that takes `tools`
     (native_tools) gets tool calls and tool messages as Hugging Face templates expect them;
-    for any other, the tools are described in a system message (or in the first user message
-    where the template drops system messages), earlier calls are written as the text that
-    description asks for and tool results become user turns."""
+    for any other, the tools are described in a system message (which the templater folds
+    into the first user turn where the template drops system messages), earlier calls are
+    written as the text that description asks for and tool results become user turns."""
     messages: list[dict[str, Any]] = []
     call_names: dict[str, str] = {}
     for message in body.messages:
@@ -148,7 +147,7 @@ def messages_for_template(
     if entry.system_prompt and not any(m["role"] == "system" for m in messages):
         messages.insert(0, {"role": "system", "content": entry.system_prompt})
     if tools.active and not native_tools:
-        _describe_tools(messages, tools_system_prompt(tools), keeps_system)
+        _describe_tools(messages, tools_system_prompt(tools))
     return messages
 
 
@@ -161,15 +160,8 @@ def _native_call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
     return {"id": call_id, "type": "function", "function": {"name": name, "arguments": args}}
 
 
-def _describe_tools(messages: list[dict[str, Any]], description: str, keeps_system: bool) -> None:
-    if keeps_system:
-        if messages and messages[0]["role"] == "system":
-            messages[0]["content"] = f"{messages[0]['content']}\n\n{description}"
-        else:
-            messages.insert(0, {"role": "system", "content": description})
-        return
-    for message in messages:
-        if message["role"] == "user":
-            message["content"] = f"{description}\n\n{message['content']}"
-            return
-    messages.insert(0, {"role": "user", "content": description})
+def _describe_tools(messages: list[dict[str, Any]], description: str) -> None:
+    if messages and messages[0]["role"] == "system":
+        messages[0]["content"] = f"{messages[0]['content']}\n\n{description}"
+    else:
+        messages.insert(0, {"role": "system", "content": description})

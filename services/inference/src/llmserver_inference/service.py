@@ -192,13 +192,7 @@ class InferenceService:
         max_tokens_for(body, limits)
         templater = loaded.templater
         native_tools = templater.supports_tools
-        messages = messages_for_template(
-            body,
-            entry,
-            tools,
-            native_tools=native_tools,
-            keeps_system=native_tools or not tools.active or templater.keeps_system,
-        )
+        messages = messages_for_template(body, entry, tools, native_tools=native_tools)
         prompt = templater.render(messages, tools.tools if native_tools and tools.active else None)
         tokens = tokenize(
             loaded.engine.vocab, prompt.text, add_special=not prompt.has_bos, parse_special=True
