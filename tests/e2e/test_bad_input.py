@@ -521,10 +521,19 @@ def _openai_retrieval_cases() -> Iterator[BadRequest]:
         "top-p-high": {**base, "top_p": 1.5},
         "metadata-list": {**base, "metadata": ["a"]},
         "stream-string": {**base, "stream": "yes please"},
-        "previous-response-id-set": {**base, "previous_response_id": "resp_1"},
+        "previous-response-id-number": {**base, "previous_response_id": 5},
+        "previous-response-id-empty": {**base, "previous_response_id": ""},
         "store-string": {**base, "store": "always"},
     }.items():
         yield BadRequest(f"responses-{name}", "POST", RESPONSES, body)
+    unknown = {**base, "previous_response_id": "resp_bad_input_none"}
+    yield BadRequest("responses-previous-response-id-unknown", "POST", RESPONSES, unknown, (404,))
+    for method in ("GET", "DELETE"):
+        yield BadRequest(
+            f"responses-{method.lower()}-malformed-id", method, f"{RESPONSES}/x", None, (400, 404)
+        )
+        stored = f"{RESPONSES}/resp_bad_input_none"
+        yield BadRequest(f"responses-{method.lower()}-unknown-id", method, stored, None, (404,))
 
 
 def _rerank_cases() -> Iterator[BadRequest]:

@@ -19,6 +19,7 @@ PATTERNS = {
     "vector_store_id": openai_retrieval_api.VECTOR_STORE_ID_PATTERN,
     "file_id": openai_retrieval_api.FILE_ID_PATTERN,
     "batch_id": openai_retrieval_api.BATCH_ID_PATTERN,
+    "response_id": openai_responses_api.RESPONSE_ID_PATTERN,
 }
 
 
@@ -54,7 +55,7 @@ def test_every_route_is_documented_with_its_models_and_errors(document: dict[str
             for parameter in operation.get("parameters", []):
                 if parameter["in"] == "path":
                     assert parameter["schema"]["pattern"] == PATTERNS[parameter["name"]], path
-    assert count == 33
+    assert count == 35
     # The shared models, not copies: the hand-documented ones exactly as the common model
     # generates them, those FastAPI documents with the same fields and rules.
     for model in (openai_responses_api.ResponseObject, openai_retrieval_api.FileUpload):

@@ -1,5 +1,5 @@
 """The request and answer models of OpenAI's Responses API as the localdocs service serves it
-(text input, instructions, sampling, the `file_search` tool; responses are not stored),
+(text input, instructions, sampling, the `file_search` tool; responses stored for a while),
 importable without its dependencies: localdocs validates with them, the gateway documents them.
 """
 
@@ -16,6 +16,9 @@ from llmserver_common.openai_retrieval_api import (
     Metadata,
     RankingOptions,
 )
+
+# The ids of the responses this server makes (`resp_` and 24 hex digits).
+RESPONSE_ID_PATTERN = r"^resp_[A-Za-z0-9_-]{1,64}$"
 
 
 class _Request(BaseModel):
@@ -44,7 +47,8 @@ class FileSearchTool(_Request):
 
 class ResponsesRequest(_Request):
     """The part of OpenAI's Responses request served here: text input, instructions, sampling
-    and the `file_search` tool (the only tool). Responses are not stored."""
+    and the `file_search` tool (the only tool). Unless `store` is false the response is kept
+    for a while (LOCALDOCS_RESPONSES_TTL_S), for `previous_response_id` and GET/DELETE."""
 
     model: str = Field(min_length=1)
     input: str | Annotated[list[InputMessage], Field(min_length=1)] = Field(
@@ -59,10 +63,16 @@ class ResponsesRequest(_Request):
     top_p: float | None = Field(default=None, ge=0, le=1)
     metadata: Metadata | None = None
     stream: bool | None = None
-    previous_response_id: None = Field(
-        default=None, description="Always null: responses are not stored here."
+    previous_response_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="A stored response to continue: its input and output come before this "
+        "input (404 when unknown, expired or deleted).",
     )
-    store: bool | None = None
+    store: bool | None = Field(
+        default=None, description="False: the response is not kept (default: kept for a while)."
+    )
 
 
 class FileCitation(BaseModel):
@@ -141,4 +151,11 @@ class ResponseObject(BaseModel):
     max_output_tokens: int | None
     metadata: dict[str, str]
     store: bool
+    previous_response_id: str | None = None
     usage: ResponseUsage | None
+
+
+class DeletedResponse(BaseModel):
+    id: str
+    object: Literal["response"] = "response"
+    deleted: bool = True

@@ -19,7 +19,12 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
 from llmserver_common.errors import invalid_request
-from llmserver_common.openai_responses_api import ResponseObject, ResponsesRequest
+from llmserver_common.openai_responses_api import (
+    RESPONSE_ID_PATTERN,
+    DeletedResponse,
+    ResponseObject,
+    ResponsesRequest,
+)
 from llmserver_common.openai_retrieval_api import (
     BATCH_ID_PATTERN,
     FILE_ID_PATTERN,
@@ -360,6 +365,30 @@ async def list_file_batch_files(
 )
 async def create_response(request: Request) -> Response:
     """A model's answer, with `file_search` over vector stores (OpenAI's Responses API)."""
+    return await forward(request)
+
+
+ResponseId = Annotated[
+    str, Path(pattern=RESPONSE_ID_PATTERN, description="A stored response's id (`resp_...`).")
+]
+
+
+@router.get(
+    "/v1/responses/{response_id}",
+    tags=["responses"],
+    **_documented(ResponseObject, 400, 404),
+)
+async def retrieve_response(response_id: ResponseId, request: Request) -> Response:
+    """A stored response (kept for a while unless created with `store: false`)."""
+    return await forward(request)
+
+
+@router.delete(
+    "/v1/responses/{response_id}",
+    tags=["responses"],
+    **_documented(DeletedResponse, 400, 404),
+)
+async def delete_response(response_id: ResponseId, request: Request) -> Response:
     return await forward(request)
 
 

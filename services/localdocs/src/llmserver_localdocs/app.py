@@ -15,6 +15,7 @@ from llmserver_localdocs.openai_files.router import router as files_router
 from llmserver_localdocs.openai_files.schemas import FileUpload
 from llmserver_localdocs.responses.router import router as responses_router
 from llmserver_localdocs.responses.schemas import ResponseObject
+from llmserver_localdocs.responses.store import ResponseStore
 from llmserver_localdocs.router import router
 from llmserver_localdocs.service import LocalDocsService
 from llmserver_localdocs.settings import LocalDocsSettings
@@ -65,6 +66,9 @@ def create_app(settings: LocalDocsSettings) -> FastAPI:
 
     app = FastAPI(title="llmserver localdocs", lifespan=lifespan)
     app.state.settings = settings
+    app.state.response_store = ResponseStore(
+        settings.responses_ttl_s, settings.responses_max_stored
+    )
     install_error_handlers(app)
     app.include_router(router)
     # OpenAI's Files and Vector Stores API over the same collections.

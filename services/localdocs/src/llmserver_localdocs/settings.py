@@ -62,6 +62,11 @@ class LocalDocsSettings(DocumentServiceSettings):
     files_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
     # Longest a /v1/responses request waits for its chat completion from the inference service.
     responses_timeout_s: float = Field(default=600.0, gt=0)
+    # Responses kept for `previous_response_id` and GET/DELETE /v1/responses/{id}: in this
+    # process's memory (lost on restart), each for responses_ttl_s, the oldest dropped past
+    # responses_max_stored.
+    responses_ttl_s: float = Field(default=3600.0, gt=0)
+    responses_max_stored: int = Field(default=1000, ge=1)
     files_extensions: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(UPLOAD_EXTENSIONS)
     )

@@ -5,10 +5,17 @@ the same ones)."""
 from __future__ import annotations
 
 from llmserver_common.openai_responses_api import (
+    DeletedResponse,
     FileSearchTool,
     InputMessage,
     ResponseObject,
     ResponsesRequest,
 )
 
-__all__ = ["FileSearchTool", "InputMessage", "ResponseObject", "ResponsesRequest"]
+__all__ = [
+    "DeletedResponse",
+    "FileSearchTool",
+    "InputMessage",
+    "ResponseObject",
+    "ResponsesRequest",
+]

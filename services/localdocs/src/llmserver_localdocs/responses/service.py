@@ -3,8 +3,9 @@ the prompt, one chat completion by the inference service, and OpenAI's Response 
 a `file_search_call` item (its `results` when `include` asks for them) and the assistant's
 message, whose text carries a `file_citation` per file and page it was given.
 
-Not kept: a response is answered, not stored (`previous_response_id` is refused). With
-`stream: true` the same answer comes as server-sent events (streaming.py).
+Unless `store` is false, the answer is kept (store.py) for `previous_response_id` and
+GET/DELETE /v1/responses/{id}. With `stream: true` the same answer comes as server-sent events
+(streaming.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import httpx
 from llmserver_common.errors import APIError, invalid_request
 from llmserver_localdocs.openai_shared import new_id
 from llmserver_localdocs.responses.schemas import FileSearchTool, ResponsesRequest
+from llmserver_localdocs.responses.store import ResponseStore
 from llmserver_localdocs.service import LocalDocsService
 from llmserver_localdocs.upstreams import unavailable
 from llmserver_localdocs.vector_stores.schemas import VectorStoreSearchRequest
@@ -74,11 +76,6 @@ def _messages(body: ResponsesRequest) -> list[dict[str, str]]:
 
 
 def _refuse_unsupported(body: ResponsesRequest) -> None:
-    if body.previous_response_id:
-        raise invalid_request(
-            "Responses are not stored here, so 'previous_response_id' cannot be used.",
-            param="previous_response_id",
-        )
     for index, name in enumerate(body.include or []):
         if name != RESULTS_INCLUDE:
             raise invalid_request(
@@ -140,6 +137,10 @@ class Prepared:
     query: str
     results: list[dict[str, Any]]
     prompt: list[dict[str, str]]
+    # The conversation's messages so far (earlier turns, then this input; no system message),
+    # kept with the answer unless `store` is false (then `store` is None).
+    conversation: list[dict[str, Any]] = field(default_factory=list)
+    store: ResponseStore | None = None
     response_id: str = field(default_factory=lambda: new_id("resp_"))
     search_id: str = field(default_factory=lambda: new_id("fs_"))
     message_id: str = field(default_factory=lambda: new_id("msg_"))
@@ -227,7 +228,8 @@ class Prepared:
             "top_p": self.body.top_p,
             "max_output_tokens": self.body.max_output_tokens,
             "metadata": self.body.metadata or {},
-            "store": False,
+            "store": self.store is not None,
+            "previous_response_id": self.body.previous_response_id,
             "usage": None
             if usage is None
             else {
@@ -242,16 +244,24 @@ class Prepared:
     def final(
         self, text: str, finished: bool, model: str | None, usage: dict[str, Any] | None
     ) -> dict[str, Any]:
+        """The finished Response object, kept in the store unless `store` was false."""
         status = "completed" if finished else "incomplete"
         output = [self.search_item()] if self.searching else []
         output.append(self.message_item(text, status))
-        return self.response(status=status, output=output, model=model, usage=usage or {})
+        final = self.response(status=status, output=output, model=model, usage=usage or {})
+        if self.store is not None:
+            answer = {"role": "assistant", "content": text}
+            self.store.put(final, [*self.conversation, answer])
+        return final
 
 
 class ResponsesService:
-    def __init__(self, localdocs: LocalDocsService, stores: VectorStoresService) -> None:
+    def __init__(
+        self, localdocs: LocalDocsService, stores: VectorStoresService, kept: ResponseStore
+    ) -> None:
         self.localdocs = localdocs
         self.stores = stores
+        self.kept = kept
 
     async def _file_search(self, tools: list[FileSearchTool], query: str) -> list[dict[str, Any]]:
         results: list[dict[str, Any]] = []
@@ -281,6 +291,9 @@ class ResponsesService:
         created = int(time.time())
         _refuse_unsupported(body)
         messages = _messages(body)
+        if body.previous_response_id is not None:
+            earlier = self.kept.get(body.previous_response_id, param="previous_response_id")
+            messages = [*earlier.conversation, *messages]
         tools = [tool for tool in body.tools if isinstance(tool, FileSearchTool)]
         searching = bool(tools) and body.tool_choice != "none"
         query = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
@@ -305,7 +318,11 @@ class ResponsesService:
                 CONTEXT_INTRO + "\n\n" + "\n\n".join(excerpts) + "\n\n" + prompt[last]["content"]
             )
         logger.info("response with %d file_search results", len(results))
-        return Prepared(body, created, tools, searching, query, results, prompt)
+        conversation = [dict(m) for m in messages if m["role"] != "system"]
+        store = None if body.store is False else self.kept
+        return Prepared(
+            body, created, tools, searching, query, results, prompt, conversation, store
+        )
 
     async def create(self, body: ResponsesRequest) -> dict[str, Any]:
         prepared = await self.prepare(body)
