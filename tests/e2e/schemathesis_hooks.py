@@ -60,6 +60,20 @@ def _valid_tools(body: dict[str, Any]) -> None:
         choice["function"]["name"] = names[0]
 
 
+def _valid_flat_tools(body: dict[str, Any]) -> None:
+    """The Responses API's flat function tools: as _valid_tools, the name on the tool."""
+    names = []
+    for index, tool in enumerate(body["tools"]):
+        if isinstance(tool, dict) and tool.get("type") == "function":
+            tool["name"] = f"fuzz_{index}"
+            tool["parameters"] = FUZZ_TOOL_PARAMETERS
+            tool.pop("description", None)
+            names.append(tool["name"])
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") == "function" and names:
+        choice["name"] = names[0]
+
+
 FUZZ_MODEL = "gemma-3-270m"
 ANTHROPIC_PATHS = {"/v1/messages", "/v1/messages/count_tokens"}
 
@@ -139,6 +153,8 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
         value = body.get("max_output_tokens")
         if value is None or _integral(value) and value > SMALL_MAX_TOKENS:
             body["max_output_tokens"] = SMALL_MAX_TOKENS
+        if isinstance(body.get("tools"), list) and _positive(case):
+            _valid_flat_tools(body)
     elif template in GENERATION_PATHS and isinstance(body, dict):
         for name in ("max_tokens", "max_completion_tokens"):
             value = body.get(name)

@@ -524,6 +524,39 @@ def _openai_retrieval_cases() -> Iterator[BadRequest]:
         "previous-response-id-number": {**base, "previous_response_id": 5},
         "previous-response-id-empty": {**base, "previous_response_id": ""},
         "store-string": {**base, "store": "always"},
+        "tools-function-no-name": {**base, "tools": [{"type": "function"}]},
+        "tools-function-name-spaces": {**base, "tools": [{"type": "function", "name": "a b"}]},
+        "tools-function-parameters-list": {
+            **base,
+            "tools": [{"type": "function", "name": "f", "parameters": []}],
+        },
+        "tools-function-strict-string": {
+            **base,
+            "tools": [{"type": "function", "name": "f", "strict": "yes"}],
+        },
+        "tools-function-description-number": {
+            **base,
+            "tools": [{"type": "function", "name": "f", "description": 5}],
+        },
+        "tool-choice-function-unknown": {
+            **base,
+            "tools": [{"type": "function", "name": "f"}],
+            "tool_choice": {"type": "function", "name": "g"},
+        },
+        "tool-choice-type-unknown": {**base, "tool_choice": {"type": "web_search"}},
+        "input-item-type-unknown": {**base, "input": [{"type": "bogus"}]},
+        "input-function-call-no-call-id": {
+            **base,
+            "input": [{"type": "function_call", "name": "f", "arguments": "{}"}],
+        },
+        "input-function-call-arguments-object": {
+            **base,
+            "input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": {}}],
+        },
+        "input-function-call-output-number": {
+            **base,
+            "input": [{"type": "function_call_output", "call_id": "c", "output": 5}],
+        },
     }.items():
         yield BadRequest(f"responses-{name}", "POST", RESPONSES, body)
     unknown = {**base, "previous_response_id": "resp_bad_input_none"}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from llmserver_common.openai_api import integer
 from llmserver_common.openai_retrieval_api import (
@@ -37,6 +37,52 @@ class InputMessage(_Request):
     content: str | list[InputText]
 
 
+class FunctionCallInput(_Request):
+    """An earlier turn's call (a `function_call` output item sent back)."""
+
+    type: Literal["function_call"]
+    call_id: str = Field(min_length=1, max_length=128)
+    name: str = Field(min_length=1, max_length=64)
+    arguments: str
+    id: str | None = None
+    status: Literal["in_progress", "completed", "incomplete"] | None = None
+
+
+class FunctionCallOutput(_Request):
+    """The result of a call, for the model's next turn."""
+
+    type: Literal["function_call_output"]
+    call_id: str = Field(min_length=1, max_length=128)
+    output: str
+    id: str | None = None
+    status: Literal["in_progress", "completed", "incomplete"] | None = None
+
+
+def _item_type(item: Any) -> str:
+    # A message may leave out its type (OpenAI's "easy input message").
+    if isinstance(item, dict):
+        return str(item.get("type", "message"))
+    return str(getattr(item, "type", "message"))
+
+
+InputItem = Annotated[
+    Annotated[InputMessage, Tag("message")]
+    | Annotated[FunctionCallInput, Tag("function_call")]
+    | Annotated[FunctionCallOutput, Tag("function_call_output")],
+    Discriminator(_item_type),
+]
+
+
+class FunctionTool(_Request):
+    """The Responses API's flat function tool, passed to the model as a chat tool."""
+
+    type: Literal["function"]
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
 class FileSearchTool(_Request):
     type: Literal["file_search"]
     vector_store_ids: list[str] = Field(min_length=1, max_length=16)
@@ -45,18 +91,26 @@ class FileSearchTool(_Request):
     ranking_options: RankingOptions | None = None
 
 
+class ToolChoice(_Request):
+    """A named tool: `{"type": "function", "name": ...}` forces that call; `file_search`."""
+
+    type: Literal["function", "file_search"]
+    name: str | None = Field(default=None, min_length=1, max_length=64)
+
+
 class ResponsesRequest(_Request):
     """The part of OpenAI's Responses request served here: text input, instructions, sampling
     and the `file_search` tool (the only tool). Unless `store` is false the response is kept
     for a while (LOCALDOCS_RESPONSES_TTL_S), for `previous_response_id` and GET/DELETE."""
 
     model: str = Field(min_length=1)
-    input: str | Annotated[list[InputMessage], Field(min_length=1)] = Field(
-        description="A user message, or the conversation's messages (text only, at least one)."
+    input: str | Annotated[list[InputItem], Field(min_length=1)] = Field(
+        description="A user message, or the conversation's items (at least one): text "
+        "messages, and `function_call` / `function_call_output` items."
     )
     instructions: str | None = None
-    tools: list[FileSearchTool] = []
-    tool_choice: Literal["auto", "none", "required"] | dict[str, Any] | None = None
+    tools: list[Annotated[FileSearchTool | FunctionTool, Field(discriminator="type")]] = []
+    tool_choice: Literal["auto", "none", "required"] | ToolChoice | None = None
     include: list[Literal["file_search_call.results"]] | None = None
     max_output_tokens: integer(ge=1) | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
@@ -117,6 +171,29 @@ class FileSearchCall(BaseModel):
     )
 
 
+class FunctionCall(BaseModel):
+    id: str
+    type: Literal["function_call"] = "function_call"
+    call_id: str
+    name: str
+    arguments: str = Field(description="The call's arguments, a JSON text.")
+    status: Literal["in_progress", "completed", "incomplete"]
+
+
+class SummaryText(BaseModel):
+    type: Literal["summary_text"] = "summary_text"
+    text: str
+
+
+class Reasoning(BaseModel):
+    """The model's reasoning (chat's `reasoning_content`), as its summary."""
+
+    id: str
+    type: Literal["reasoning"] = "reasoning"
+    summary: list[SummaryText]
+    status: Literal["in_progress", "completed", "incomplete"] | None = None
+
+
 class ResponseUsage(BaseModel):
     input_tokens: int
     input_tokens_details: dict[str, int]
@@ -142,7 +219,7 @@ class ResponseObject(BaseModel):
     error: ResponseError | None
     model: str
     instructions: str | None
-    output: list[FileSearchCall | OutputMessage]
+    output: list[Reasoning | FileSearchCall | FunctionCall | OutputMessage]
     parallel_tool_calls: bool
     tool_choice: str | dict[str, Any]
     tools: list[dict[str, Any]]

@@ -1,7 +1,9 @@
 """A Responses API request: `file_search` over the named vector stores, the snippets put into
 the prompt, one chat completion by the inference service, and OpenAI's Response object back:
 a `file_search_call` item (its `results` when `include` asks for them) and the assistant's
-message, whose text carries a `file_citation` per file and page it was given.
+message, whose text carries a `file_citation` per file and page it was given; with function
+tools, a `function_call` item per call (tools.py), and a `reasoning` item for the model's
+reasoning.
 
 Unless `store` is false, the answer is kept (store.py) for `previous_response_id` and
 GET/DELETE /v1/responses/{id}. With `stream: true` the same answer comes as server-sent events
@@ -17,11 +19,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from pydantic import BaseModel
 
 from llmserver_common.errors import APIError, invalid_request
 from llmserver_localdocs.openai_shared import new_id
-from llmserver_localdocs.responses.schemas import FileSearchTool, ResponsesRequest
+from llmserver_localdocs.responses.schemas import (
+    FileSearchTool,
+    FunctionCallInput,
+    FunctionCallOutput,
+    InputText,
+    ResponsesRequest,
+)
 from llmserver_localdocs.responses.store import ResponseStore
+from llmserver_localdocs.responses.tools import (
+    call_items,
+    call_message,
+    chat_tools,
+    forces_function,
+    result_message,
+)
 from llmserver_localdocs.service import LocalDocsService
 from llmserver_localdocs.upstreams import unavailable
 from llmserver_localdocs.vector_stores.schemas import VectorStoreSearchRequest
@@ -37,39 +53,35 @@ CONTEXT_INTRO = (
 )
 
 
-def _text_of(content: Any, where: str) -> str:
+def _text_of(content: str | list[InputText], where: str) -> str:
     """A message's text: a string, or its input_text / output_text parts."""
     if isinstance(content, str):
         return content
-    if isinstance(content, list):
-        texts = []
-        for index, part in enumerate(content):
-            if not isinstance(part, dict) or part.get("type") not in ("input_text", "output_text"):
-                raise invalid_request(
-                    "Only text parts (input_text, output_text) are supported.",
-                    param=f"{where}.content.{index}",
-                )
-            texts.append(str(part.get("text") or ""))
-        return "\n".join(texts)
-    raise invalid_request("A message's content is a string or a list of parts.", where)
+    return "\n".join(part.text for part in content)
 
 
-def _messages(body: ResponsesRequest) -> list[dict[str, str]]:
+def _messages(body: ResponsesRequest) -> list[dict[str, Any]]:
+    """The input as chat messages: text messages by role, consecutive `function_call` items as
+    one assistant message with their tool_calls, a `function_call_output` as a tool message."""
     if isinstance(body.input, str):
         return [{"role": "user", "content": body.input}]
-    messages = []
-    for index, message in enumerate(body.input):
-        item = message.model_dump()
-        kind = item.get("type", "message")
-        role = item.get("role")
-        if kind != "message" or role not in ROLES:
-            raise invalid_request(
-                "Only messages with a role (user, assistant, system, developer) are supported.",
-                param=f"input.{index}",
-            )
+    messages: list[dict[str, Any]] = []
+    calls: list[FunctionCallInput] = []
+    for index, item in enumerate(body.input):
+        if isinstance(item, FunctionCallInput):
+            calls.append(item)
+            continue
+        if calls:
+            messages.append(call_message(calls))
+            calls = []
+        if isinstance(item, FunctionCallOutput):
+            messages.append(result_message(item))
+            continue
         messages.append(
-            {"role": ROLES[role], "content": _text_of(item.get("content"), f"input.{index}")}
+            {"role": ROLES[item.role], "content": _text_of(item.content, f"input.{index}")}
         )
+    if calls:
+        messages.append(call_message(calls))
     if not messages:
         raise invalid_request("The input has no messages.", param="input")
     return messages
@@ -144,6 +156,7 @@ class Prepared:
     response_id: str = field(default_factory=lambda: new_id("resp_"))
     search_id: str = field(default_factory=lambda: new_id("fs_"))
     message_id: str = field(default_factory=lambda: new_id("msg_"))
+    reasoning_id: str = field(default_factory=lambda: new_id("rs_"))
 
     def chat_payload(self, *, stream: bool) -> dict[str, Any]:
         payload: dict[str, Any] = {"model": self.body.model, "messages": self.prompt}
@@ -156,6 +169,7 @@ class Prepared:
             payload["temperature"] = self.body.temperature
         if self.body.top_p is not None:
             payload["top_p"] = self.body.top_p
+        payload.update(chat_tools(self.body))
         return payload
 
     def search_item(self, status: str = "completed") -> dict[str, Any]:
@@ -222,8 +236,8 @@ class Prepared:
             "instructions": self.body.instructions,
             "output": output,
             "parallel_tool_calls": False,
-            "tool_choice": self.body.tool_choice or "auto",
-            "tools": [tool.model_dump(exclude_none=True) for tool in self.tools],
+            "tool_choice": self.tool_choice(),
+            "tools": [tool.model_dump(exclude_none=True) for tool in self.body.tools],
             "temperature": self.body.temperature,
             "top_p": self.body.top_p,
             "max_output_tokens": self.body.max_output_tokens,
@@ -241,16 +255,54 @@ class Prepared:
             },
         }
 
+    def tool_choice(self) -> str | dict[str, Any]:
+        choice = self.body.tool_choice
+        if isinstance(choice, BaseModel):
+            return choice.model_dump(exclude_none=True)
+        return choice or "auto"
+
+    def reasoning_item(self, text: str, status: str = "completed") -> dict[str, Any]:
+        """The model's reasoning (chat's reasoning_content) as a reasoning item's summary."""
+        return {
+            "id": self.reasoning_id,
+            "type": "reasoning",
+            "summary": [{"type": "summary_text", "text": text}] if text else [],
+            "status": status,
+        }
+
     def final(
-        self, text: str, finished: bool, model: str | None, usage: dict[str, Any] | None
+        self,
+        text: str,
+        finished: bool,
+        model: str | None,
+        usage: dict[str, Any] | None,
+        *,
+        calls: list[dict[str, Any]] | None = None,
+        reasoning: str | None = None,
     ) -> dict[str, Any]:
-        """The finished Response object, kept in the store unless `store` was false."""
+        """The finished Response object: the file_search call, the reasoning if any, the
+        message (left out when the reply is only calls), the function calls; kept in the
+        store unless `store` was false."""
         status = "completed" if finished else "incomplete"
+        # In the order streamed: the search runs before the generation.
         output = [self.search_item()] if self.searching else []
-        output.append(self.message_item(text, status))
+        if reasoning:
+            output.append(self.reasoning_item(reasoning, status))
+        if text or not calls:
+            output.append(self.message_item(text, status))
+        output.extend(calls or [])
         final = self.response(status=status, output=output, model=model, usage=usage or {})
         if self.store is not None:
-            answer = {"role": "assistant", "content": text}
+            answer: dict[str, Any] = {"role": "assistant", "content": text or None}
+            if calls:
+                answer["tool_calls"] = [
+                    {
+                        "id": call["call_id"],
+                        "type": "function",
+                        "function": {"name": call["name"], "arguments": call["arguments"]},
+                    }
+                    for call in calls
+                ]
             self.store.put(final, [*self.conversation, answer])
         return final
 
@@ -295,7 +347,8 @@ class ResponsesService:
             earlier = self.kept.get(body.previous_response_id, param="previous_response_id")
             messages = [*earlier.conversation, *messages]
         tools = [tool for tool in body.tools if isinstance(tool, FileSearchTool)]
-        searching = bool(tools) and body.tool_choice != "none"
+        chat_tools(body)  # a tool_choice naming no function tool: 400 before any work
+        searching = bool(tools) and body.tool_choice != "none" and not forces_function(body)
         query = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
         results = await self._file_search(tools, query) if searching and query.strip() else []
 
@@ -339,9 +392,12 @@ class ResponsesService:
             raise upstream_error(reply)
         completion = reply.json()
         choice = completion["choices"][0]
+        message = choice["message"]
         return prepared.final(
-            choice["message"].get("content") or "",
+            message.get("content") or "",
             choice.get("finish_reason") != "length",
             completion.get("model"),
             completion.get("usage"),
+            calls=call_items(message.get("tool_calls"), "completed"),
+            reasoning=message.get("reasoning_content"),
         )
