@@ -21,7 +21,8 @@ from typing import Any
 import httpx
 
 from llmserver_common.errors import APIError
-from llmserver_localdocs.responses.service import Prepared, upstream_error
+from llmserver_localdocs.responses.answer import Prepared
+from llmserver_localdocs.responses.service import upstream_error
 from llmserver_localdocs.responses.tools import call_items
 from llmserver_localdocs.service import LocalDocsService
 from llmserver_localdocs.upstreams import unavailable
