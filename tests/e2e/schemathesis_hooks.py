@@ -61,7 +61,14 @@ def _valid_tools(body: dict[str, Any]) -> None:
 
 
 def _valid_flat_tools(body: dict[str, Any]) -> None:
-    """The Responses API's flat function tools: as _valid_tools, the name on the tool."""
+    """The Responses API's flat function tools: as _valid_tools, the name on the tool; a named
+    function choice gets a tool of its name (else it is a 400 naming tool_choice.name)."""
+    choice = body.get("tool_choice")
+    forced = isinstance(choice, dict) and choice.get("type") == "function"
+    if not isinstance(body.get("tools"), list):
+        if not forced:
+            return
+        body["tools"] = []
     names = []
     for index, tool in enumerate(body["tools"]):
         if isinstance(tool, dict) and tool.get("type") == "function":
@@ -69,8 +76,12 @@ def _valid_flat_tools(body: dict[str, Any]) -> None:
             tool["parameters"] = FUZZ_TOOL_PARAMETERS
             tool.pop("description", None)
             names.append(tool["name"])
-    choice = body.get("tool_choice")
-    if isinstance(choice, dict) and choice.get("type") == "function" and names:
+    if forced and not names:
+        names.append("fuzz_choice")
+        body["tools"].append(
+            {"type": "function", "name": names[0], "parameters": FUZZ_TOOL_PARAMETERS}
+        )
+    if forced:
         choice["name"] = names[0]
 
 
@@ -153,7 +164,7 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
         value = body.get("max_output_tokens")
         if value is None or _integral(value) and value > SMALL_MAX_TOKENS:
             body["max_output_tokens"] = SMALL_MAX_TOKENS
-        if isinstance(body.get("tools"), list) and _positive(case):
+        if _positive(case):
             _valid_flat_tools(body)
     elif template in GENERATION_PATHS and isinstance(body, dict):
         for name in ("max_tokens", "max_completion_tokens"):

@@ -91,11 +91,18 @@ class FileSearchTool(_Request):
     ranking_options: RankingOptions | None = None
 
 
-class ToolChoice(_Request):
-    """A named tool: `{"type": "function", "name": ...}` forces that call; `file_search`."""
+class FunctionChoice(_Request):
+    """`{"type": "function", "name": ...}`: that function is called (one of `tools`)."""
 
-    type: Literal["function", "file_search"]
-    name: str | None = Field(default=None, min_length=1, max_length=64)
+    type: Literal["function"]
+    name: str = Field(min_length=1, max_length=64)
+
+
+class FileSearchChoice(_Request):
+    type: Literal["file_search"]
+
+
+ToolChoice = Annotated[FunctionChoice | FileSearchChoice, Field(discriminator="type")]
 
 
 class ResponsesRequest(_Request):

@@ -9,17 +9,18 @@ from llmserver_common.openai_responses_api import (
     FileSearchTool,
     FunctionCallInput,
     FunctionCallOutput,
+    FunctionChoice,
     FunctionTool,
     InputMessage,
     InputText,
     ResponseObject,
     ResponsesRequest,
-    ToolChoice,
 )
 
 __all__ = [
     "DeletedResponse",
     "FileSearchTool",
+    "FunctionChoice",
     "FunctionCallInput",
     "FunctionCallOutput",
     "FunctionTool",
@@ -27,5 +28,4 @@ __all__ = [
     "InputText",
     "ResponseObject",
     "ResponsesRequest",
-    "ToolChoice",
 ]

@@ -12,9 +12,9 @@ from llmserver_localdocs.openai_shared import new_id
 from llmserver_localdocs.responses.schemas import (
     FunctionCallInput,
     FunctionCallOutput,
+    FunctionChoice,
     FunctionTool,
     ResponsesRequest,
-    ToolChoice,
 )
 
 
@@ -24,17 +24,14 @@ def function_tools(body: ResponsesRequest) -> list[FunctionTool]:
 
 def forces_function(body: ResponsesRequest) -> bool:
     choice = body.tool_choice
-    return isinstance(choice, ToolChoice) and choice.type == "function"
+    return isinstance(choice, FunctionChoice)
 
 
 def chat_tools(body: ResponsesRequest) -> dict[str, Any]:
     """The chat request's `tools` and `tool_choice` (nothing without function tools)."""
     tools = function_tools(body)
     choice = body.tool_choice
-    if forces_function(body):
-        assert isinstance(choice, ToolChoice)
-        if not choice.name:
-            raise invalid_request("A function tool_choice names the function.", "tool_choice.name")
+    if isinstance(choice, FunctionChoice):
         if choice.name not in {tool.name for tool in tools}:
             raise invalid_request(
                 f"tool_choice names '{choice.name}', which is not one of the function tools.",
@@ -53,10 +50,9 @@ def chat_tools(body: ResponsesRequest) -> dict[str, Any]:
         # One call per reply: the Response object says parallel_tool_calls false.
         "parallel_tool_calls": False,
     }
-    if isinstance(choice, ToolChoice):
-        if choice.type == "function":
-            fields["tool_choice"] = {"type": "function", "function": {"name": choice.name}}
-    elif choice is not None:
+    if isinstance(choice, FunctionChoice):
+        fields["tool_choice"] = {"type": "function", "function": {"name": choice.name}}
+    elif isinstance(choice, str):
         fields["tool_choice"] = choice
     return fields
 
