@@ -17,8 +17,9 @@ from fastapi.testclient import TestClient
 from llmserver_common import docstore
 from llmserver_common.docstore import FileRecord
 from llmserver_localdocs.app import create_app
-from llmserver_localdocs.service import LocalDocsService, unavailable
+from llmserver_localdocs.service import LocalDocsService
 from llmserver_localdocs.settings import LocalDocsSettings
+from llmserver_localdocs.upstreams import unavailable
 
 
 class Fakes:

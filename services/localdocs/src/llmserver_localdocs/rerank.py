@@ -9,8 +9,7 @@ from typing import Any
 
 import httpx
 
-from llmserver_common.errors import APIError
-from llmserver_localdocs.upstreams import unavailable
+from llmserver_localdocs.upstreams import post_to_inference
 
 logger = logging.getLogger(__name__)
 
@@ -38,22 +37,14 @@ async def rerank_references(
         "documents": [rerank_text(ref) for ref in references],
         "top_n": limit,
     }
-    try:
-        response = await http.post("/v1/rerank", json=payload)
-    except httpx.TimeoutException as exc:
-        raise APIError(504, "The inference service timed out reranking the results.") from exc
-    except httpx.HTTPError as exc:
-        raise unavailable("The inference service") from exc
-    if response.status_code != 200:
-        if response.status_code >= 500 or response.status_code == 429:
-            raise unavailable("The inference service")
-        try:
-            message = str(response.json()["error"]["message"])
-        except (ValueError, KeyError, TypeError):
-            message = f"HTTP {response.status_code}"
-        # A setting naming a model that cannot rerank: the server's fault, not the client's.
-        raise APIError(502, f"The results could not be reranked: {message}")
+    answer = await post_to_inference(
+        http,
+        "/v1/rerank",
+        payload,
+        doing="reranking the results",
+        failed="The results could not be reranked",
+    )
     return [
         {**references[result["index"]], "score": float(result["relevance_score"])}
-        for result in response.json()["results"]
+        for result in answer["results"]
     ]

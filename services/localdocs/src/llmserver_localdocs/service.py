@@ -12,13 +12,11 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
-
 from llmserver_common import docstore
-from llmserver_common.errors import APIError, invalid_request
+from llmserver_common.errors import invalid_request
 from llmserver_localdocs.collection_management import Collections, validate_name
 from llmserver_localdocs.rerank import rerank_references
-from llmserver_localdocs.upstreams import unavailable
+from llmserver_localdocs.upstreams import post_to_inference
 
 logger = logging.getLogger(__name__)
 
@@ -30,21 +28,14 @@ class LocalDocsService(Collections):
         payload: dict[str, Any] = {"input": query, "input_type": "query"}
         if model:
             payload["model"] = model
-        try:
-            response = await self.http.post("/v1/embeddings", json=payload)
-        except httpx.TimeoutException as exc:
-            raise APIError(504, "The inference service timed out embedding the query.") from exc
-        except httpx.HTTPError as exc:
-            raise unavailable("The inference service") from exc
-        if response.status_code != 200:
-            if response.status_code >= 500 or response.status_code == 429:
-                raise unavailable("The inference service")
-            try:
-                message = str(response.json()["error"]["message"])
-            except (ValueError, KeyError, TypeError):
-                message = f"HTTP {response.status_code}"
-            raise APIError(502, f"The query could not be embedded: {message}")
-        return list(response.json()["data"][0]["embedding"])
+        answer = await post_to_inference(
+            self.http,
+            "/v1/embeddings",
+            payload,
+            doing="embedding the query",
+            failed="The query could not be embedded",
+        )
+        return list(answer["data"][0]["embedding"])
 
     async def search(
         self, query: str, collections: Sequence[str] | None, k: int | None

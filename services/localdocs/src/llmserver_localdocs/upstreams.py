@@ -30,6 +30,29 @@ def unavailable(what: str) -> APIError:
     return APIError(503, f"{what} is not available; try again shortly.", headers=RETRY_AFTER)
 
 
+async def post_to_inference(
+    http: httpx.AsyncClient, path: str, payload: dict[str, Any], doing: str, failed: str
+) -> Any:
+    """The inference service's JSON answer to a POST; its failures in our envelope: a timeout
+    504 ("timed out {doing}"), down or overloaded 503, any other refusal 502 ("{failed}: ...",
+    a setting naming a model that cannot do it is the server's fault, not the client's)."""
+    try:
+        response = await http.post(path, json=payload)
+    except httpx.TimeoutException as exc:
+        raise APIError(504, f"The inference service timed out {doing}.") from exc
+    except httpx.HTTPError as exc:
+        raise unavailable("The inference service") from exc
+    if response.status_code != 200:
+        if response.status_code >= 500 or response.status_code == 429:
+            raise unavailable("The inference service")
+        try:
+            message = str(response.json()["error"]["message"])
+        except (ValueError, KeyError, TypeError):
+            message = f"HTTP {response.status_code}"
+        raise APIError(502, f"{failed}: {message}")
+    return response.json()
+
+
 class Upstreams:
     """The clients every part of the service uses, and the calls through them."""
 
