@@ -111,6 +111,11 @@ def run_schemathesis(schema_url: str, folders: tuple[Path, Path], workdir: Path)
         "run",
         schema_url,
         "--checks=all",
+        # ST302 takes any 404 from an operation linked to a created resource for that resource
+        # missing, also a 404 naming a *body* id: attaching an unknown file_id to a vector store
+        # just created is 404 param=file_id (as OpenAI answers), and failed CI on a random walk.
+        # use_after_free (a deleted resource must be gone) stays on.
+        "--exclude-checks=ensure_resource_availability",
         f"--max-examples={MAX_EXAMPLES}",
         f"--seed={SEED}",
         # stateful: sequences along the links schemathesis infers (create a collection, read it,
